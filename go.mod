@@ -1,0 +1,10 @@
+module github.com/wsrelay/wsrelay
+
+go 1.26.8
+
+require (
+	github.com/coder/websocket v1.8.15
+	go.uber.org/goleak v1.3.0
+)
+
+require github.com/stretchr/testify v1.9.0 // indirect

@@ -1,0 +1,476 @@
+// Package simfeed is a simulated exchange: a real WebSocket server speaking
+// wsrelay's seed protocol. Clients subscribe with
+//
+//	{"action":"subscribe","args":["QuoteBin5m:<symbol>"]}
+//
+// and receive random-walk quotes for every subscribed symbol at a fixed
+// rate, each carrying its send time (sent_ns) so latency can be measured end
+// to end. It is the demo's upstream and the upstream of tests and
+// benchmarks, and it can be scripted to misbehave: drop connections, stall,
+// send garbage, oversized or compressed frames, app-level pings, or close
+// with a chosen status.
+package simfeed
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Prefix is the channel prefix of the seed protocol.
+const Prefix = "QuoteBin5m:"
+
+// Config configures a Feed. A zero field means its default.
+type Config struct {
+	// Rate is frames per second per subscribed symbol; default 5. A negative
+	// rate sends nothing until Push is called.
+	Rate float64
+	// Pad adds a filler field so that frames reach about this many bytes.
+	Pad int
+	// Logger; default discards.
+	Logger *slog.Logger
+}
+
+// Feed is the simulated exchange. It is an http.Handler; all methods are
+// safe for concurrent use. Close ends every connection and waits for them.
+type Feed struct {
+	cfg Config
+	log *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	prices   map[string]float64
+	received []string
+	headers  http.Header
+	closes   []websocket.StatusCode
+	paused   bool
+	stalled  bool
+	stallCh  chan struct{} // closed when the stall ends
+
+	accepted atomic.Int64
+	sent     atomic.Int64
+}
+
+// New returns a feed; serve it with an http.Server or httptest.Server.
+func New(cfg Config) *Feed {
+	if cfg.Rate == 0 {
+		cfg.Rate = 5
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	f := &Feed{cfg: cfg, log: cfg.Logger, conns: map[*conn]struct{}{}, prices: map[string]float64{}}
+	f.ctx, f.cancel = context.WithCancel(context.Background())
+	return f
+}
+
+type conn struct {
+	ws   *websocket.Conn
+	mu   sync.Mutex
+	syms map[string]context.CancelFunc
+	n    map[string]uint64
+}
+
+// ServeHTTP accepts a WebSocket connection and serves it until it ends.
+func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		InsecureSkipVerify: true,
+		// A stalled feed answers no ping: the relay must notice by itself.
+		OnPingReceived: func(context.Context, []byte) bool { return !f.isStalled() },
+	})
+	if err != nil {
+		return
+	}
+	f.mu.Lock()
+	if f.ctx.Err() != nil {
+		f.mu.Unlock()
+		ws.CloseNow()
+		return
+	}
+	c := &conn{ws: ws, syms: map[string]context.CancelFunc{}, n: map[string]uint64{}}
+	f.conns[c] = struct{}{}
+	f.headers = r.Header.Clone()
+	f.wg.Add(1)
+	f.mu.Unlock()
+	f.accepted.Add(1)
+	defer f.wg.Done()
+	defer func() {
+		f.mu.Lock()
+		delete(f.conns, c)
+		f.mu.Unlock()
+		c.mu.Lock()
+		for _, stop := range c.syms {
+			stop()
+		}
+		c.mu.Unlock()
+		ws.CloseNow()
+	}()
+	ws.SetReadLimit(1 << 20)
+	ctx, cancel := context.WithCancel(f.ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel() // stops the pushers first, then waits for them
+		wg.Wait()
+	}()
+	for {
+		f.waitStall(ctx)
+		typ, p, err := ws.Read(ctx)
+		if err != nil {
+			f.mu.Lock()
+			f.closes = append(f.closes, websocket.CloseStatus(err))
+			f.mu.Unlock()
+			return
+		}
+		if typ != websocket.MessageText {
+			continue
+		}
+		f.mu.Lock()
+		f.received = append(f.received, string(p))
+		f.mu.Unlock()
+		var msg struct {
+			Action string   `json:"action"`
+			Args   []string `json:"args"`
+		}
+		if json.Unmarshal(p, &msg) != nil {
+			continue // app pongs and garbage are only recorded
+		}
+		for _, arg := range msg.Args {
+			sym, ok := strings.CutPrefix(arg, Prefix)
+			if !ok || sym == "" {
+				f.writeJSON(ctx, c, map[string]any{"event": "error", "message": "unknown channel " + arg})
+				continue
+			}
+			switch msg.Action {
+			case "subscribe":
+				c.mu.Lock()
+				if _, dup := c.syms[sym]; !dup {
+					sctx, stop := context.WithCancel(ctx)
+					c.syms[sym] = stop
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						f.push(sctx, c, sym)
+					}()
+				}
+				c.mu.Unlock()
+				f.writeJSON(ctx, c, map[string]any{"event": "subscribed", "channel": arg})
+			case "unsubscribe":
+				c.mu.Lock()
+				if stop, ok := c.syms[sym]; ok {
+					stop()
+					delete(c.syms, sym)
+				}
+				c.mu.Unlock()
+				f.writeJSON(ctx, c, map[string]any{"event": "unsubscribed", "channel": arg})
+			default:
+				f.writeJSON(ctx, c, map[string]any{"event": "error", "message": "unknown action"})
+			}
+		}
+	}
+}
+
+func (f *Feed) writeJSON(ctx context.Context, c *conn, v any) {
+	b, _ := json.Marshal(v)
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_ = c.ws.Write(wctx, websocket.MessageText, b)
+}
+
+// push sends quotes of sym on c at the feed's rate until ctx ends.
+func (f *Feed) push(ctx context.Context, c *conn, sym string) {
+	if f.cfg.Rate < 0 {
+		<-ctx.Done()
+		return
+	}
+	every := time.Duration(float64(time.Second) / f.cfg.Rate)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	buf := make([]byte, 0, 512)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		f.waitStall(ctx)
+		f.mu.Lock()
+		paused := f.paused
+		f.mu.Unlock()
+		if paused || ctx.Err() != nil {
+			continue
+		}
+		buf = f.frame(buf[:0], c, sym)
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := c.ws.Write(wctx, websocket.MessageText, buf)
+		cancel()
+		if err != nil {
+			return
+		}
+		f.sent.Add(1)
+	}
+}
+
+// frame appends the next quote frame of sym on c to b.
+func (f *Feed) frame(b []byte, c *conn, sym string) []byte {
+	f.mu.Lock()
+	p, ok := f.prices[sym]
+	if !ok {
+		p = basePrice(sym)
+	}
+	open := p
+	p *= math.Exp(rand.NormFloat64() * 0.0008)
+	f.prices[sym] = p
+	f.mu.Unlock()
+	var n uint64
+	if c != nil {
+		c.mu.Lock()
+		c.n[sym]++
+		n = c.n[sym]
+		c.mu.Unlock()
+	}
+	now := time.Now()
+	lo, hi := math.Min(open, p), math.Max(open, p)
+	b = append(b, `{"group":"`+Prefix...)
+	b = append(b, sym...)
+	b = append(b, `","data":[{"low":"`...)
+	b = strconv.AppendFloat(b, lo*(1-rand.Float64()*0.0004), 'f', decimals(p), 64)
+	b = append(b, `","high":"`...)
+	b = strconv.AppendFloat(b, hi*(1+rand.Float64()*0.0004), 'f', decimals(p), 64)
+	b = append(b, `","open":"`...)
+	b = strconv.AppendFloat(b, open, 'f', decimals(p), 64)
+	b = append(b, `","close":"`...)
+	b = strconv.AppendFloat(b, p, 'f', decimals(p), 64)
+	b = append(b, `","last_price":"`...)
+	b = strconv.AppendFloat(b, p, 'f', decimals(p), 64)
+	b = append(b, `","volume":"`...)
+	b = strconv.AppendInt(b, 1000+rand.Int64N(90000), 10)
+	b = append(b, `","timestamp":`...)
+	b = strconv.AppendInt(b, now.Unix(), 10)
+	b = append(b, `,"n":`...)
+	b = strconv.AppendUint(b, n, 10)
+	b = append(b, `,"sent_ns":`...)
+	b = strconv.AppendInt(b, now.UnixNano(), 10)
+	if pad := f.cfg.Pad - len(b) - 14; pad > 0 {
+		b = append(b, `,"pad":"`...)
+		for range pad {
+			b = append(b, 'x')
+		}
+		b = append(b, '"')
+	}
+	return append(b, `}]}`...)
+}
+
+func basePrice(sym string) float64 {
+	switch strings.ToUpper(sym) {
+	case "BTCUSDT":
+		return 97000
+	case "ETHUSDT":
+		return 3600
+	case "LTCUSDT":
+		return 102
+	}
+	h := 0
+	for _, c := range sym {
+		h = h*31 + int(c)
+	}
+	return 10 + float64(h%9000)/10
+}
+
+func decimals(p float64) int {
+	switch {
+	case p >= 1000:
+		return 2
+	case p >= 1:
+		return 4
+	}
+	return 6
+}
+
+func (f *Feed) isStalled() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stalled
+}
+
+func (f *Feed) waitStall(ctx context.Context) {
+	f.mu.Lock()
+	ch := f.stallCh
+	stalled := f.stalled
+	f.mu.Unlock()
+	if !stalled {
+		return
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+}
+
+// Accepted returns the number of WebSocket connections accepted so far.
+func (f *Feed) Accepted() int64 { return f.accepted.Load() }
+
+// Sent returns the number of quote frames sent so far.
+func (f *Feed) Sent() int64 { return f.sent.Load() }
+
+// Conns returns the number of open connections.
+func (f *Feed) Conns() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.conns)
+}
+
+// Subscribed returns how many open connections are subscribed to sym.
+func (f *Feed) Subscribed(sym string) int {
+	n := 0
+	for _, c := range f.snapshot() {
+		c.mu.Lock()
+		if _, ok := c.syms[sym]; ok {
+			n++
+		}
+		c.mu.Unlock()
+	}
+	return n
+}
+
+// Received returns every text frame the feed has received, in order.
+func (f *Feed) Received() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.received...)
+}
+
+// Headers returns the handshake headers of the newest connection.
+func (f *Feed) Headers() http.Header {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.headers.Clone()
+}
+
+// CloseCodes returns the close status of every ended connection as its
+// reader saw it (-1 when it ended without a close frame).
+func (f *Feed) CloseCodes() []websocket.StatusCode {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]websocket.StatusCode(nil), f.closes...)
+}
+
+// SetPaused stops (or resumes) sending quotes while still answering pings.
+func (f *Feed) SetPaused(p bool) {
+	f.mu.Lock()
+	f.paused = p
+	f.mu.Unlock()
+}
+
+// SetStalled makes every connection go silent: no quotes, no reads, so no
+// pong either, until it is set false again.
+func (f *Feed) SetStalled(s bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s == f.stalled {
+		return
+	}
+	f.stalled = s
+	if s {
+		f.stallCh = make(chan struct{})
+	} else {
+		close(f.stallCh)
+	}
+}
+
+func (f *Feed) snapshot() []*conn {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]*conn, 0, len(f.conns))
+	for c := range f.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// targets returns connections subscribed to sym ("" = all).
+func (f *Feed) targets(sym string) []*conn {
+	var out []*conn
+	for _, c := range f.snapshot() {
+		c.mu.Lock()
+		_, ok := c.syms[sym]
+		c.mu.Unlock()
+		if sym == "" || ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Drop ends the connections subscribed to sym ("" = all) abruptly, without
+// a close frame. It returns how many it dropped.
+func (f *Feed) Drop(sym string) int {
+	cs := f.targets(sym)
+	for _, c := range cs {
+		c.ws.CloseNow()
+	}
+	return len(cs)
+}
+
+// CloseWith closes the connections of sym ("" = all) with a status code.
+func (f *Feed) CloseWith(sym string, code websocket.StatusCode, reason string) int {
+	cs := f.targets(sym)
+	for _, c := range cs {
+		go c.ws.Close(code, reason)
+	}
+	return len(cs)
+}
+
+// Send writes a raw frame to the connections of sym ("" = all).
+func (f *Feed) Send(sym string, typ websocket.MessageType, payload []byte) int {
+	cs := f.targets(sym)
+	for _, c := range cs {
+		ctx, cancel := context.WithTimeout(f.ctx, 5*time.Second)
+		_ = c.ws.Write(ctx, typ, payload)
+		cancel()
+	}
+	return len(cs)
+}
+
+// Push sends one quote frame of sym to its connections now.
+func (f *Feed) Push(sym string) int {
+	cs := f.targets(sym)
+	for _, c := range cs {
+		b := f.frame(nil, c, sym)
+		ctx, cancel := context.WithTimeout(f.ctx, 5*time.Second)
+		if c.ws.Write(ctx, websocket.MessageText, b) == nil {
+			f.sent.Add(1)
+		}
+		cancel()
+	}
+	return len(cs)
+}
+
+// Close ends every connection and waits for their goroutines. It is
+// idempotent.
+func (f *Feed) Close() {
+	f.mu.Lock()
+	f.cancel()
+	if f.stalled {
+		f.stalled = false
+		close(f.stallCh)
+	}
+	f.mu.Unlock()
+	for _, c := range f.snapshot() {
+		c.ws.CloseNow()
+	}
+	f.wg.Wait()
+}

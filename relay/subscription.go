@@ -1,0 +1,325 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// SubscribeOptions says where a subscription starts and how it is served.
+type SubscribeOptions struct {
+	// After is the last event ID the subscriber has seen (SSE
+	// Last-Event-ID). When set, the subscription starts with every retained
+	// quote after it, or with a reset event and a snapshot when it cannot be
+	// honoured. A malformed ID is treated as foreign.
+	After string
+	// Snapshot, when After is empty, starts the subscription with the latest
+	// quote of each symbol.
+	Snapshot bool
+	// Queue overrides the broker's queue size for this subscriber.
+	Queue int
+	// MaxRate > 0 conflates: at most MaxRate quotes per second per symbol,
+	// always the newest one. Status and reset events are never conflated.
+	MaxRate float64
+}
+
+// Subscription yields the events of a set of symbols. Next is meant for one
+// consumer goroutine; Close may be called from any goroutine.
+type Subscription struct {
+	b     *Broker
+	queue int
+
+	mu      sync.Mutex
+	topics  []*topic
+	pending []*Event
+	limit   int         // cut-off threshold for pending
+	err     error       // why the subscription ended
+	drain   bool        // deliver pending before err
+	conf    []confState // conflation state, one per symbol
+	rate    time.Duration
+
+	notify chan struct{} // capacity 1: "something changed"
+	done   chan struct{} // closed when err is set
+}
+
+type confState struct {
+	symbol string
+	latest *Event
+	next   time.Time
+}
+
+// Subscribe starts a subscription to symbols (which must all be known).
+func (b *Broker) Subscribe(symbols []string, opt SubscribeOptions) (*Subscription, error) {
+	s := &Subscription{
+		b:      b,
+		queue:  opt.Queue,
+		notify: make(chan struct{}, 1),
+		done:   make(chan struct{}),
+	}
+	if s.queue <= 0 {
+		s.queue = b.queue
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	for _, name := range symbols {
+		t, ok := b.topics[name]
+		if !ok {
+			return nil, fmt.Errorf("%w: %q", ErrUnknownSymbol, name)
+		}
+		if !slices.Contains(s.topics, t) {
+			s.topics = append(s.topics, t)
+		}
+	}
+	if opt.MaxRate > 0 {
+		s.rate = time.Duration(float64(time.Second) / opt.MaxRate)
+		for _, t := range s.topics {
+			s.conf = append(s.conf, confState{symbol: t.name})
+		}
+	}
+
+	var backlog []*Event
+	reset := ""
+	if opt.After != "" {
+		id, err := ParseEventID(opt.After)
+		switch {
+		case err != nil:
+			reset = ResetInvalidID
+		case id.Epoch != b.epoch || id.N > b.n:
+			reset = ResetForeignEpoch
+		default:
+			for _, t := range s.topics {
+				if !t.honours(id.N) {
+					reset = ResetHistoryExhausted
+					break
+				}
+				for i := t.firstAfter(id.N); i < t.size; i++ {
+					backlog = append(backlog, t.at(i))
+				}
+			}
+		}
+		if reset != "" {
+			backlog = append(backlog[:0], b.resetEvent(reset))
+		}
+	}
+	if reset != "" || (opt.After == "" && opt.Snapshot) {
+		for _, t := range s.topics {
+			if ev := t.latest(); ev != nil {
+				backlog = append(backlog, ev)
+			}
+		}
+	}
+	if len(s.topics) > 1 {
+		slices.SortStableFunc(backlog, func(a, c *Event) int {
+			// The reset event (N 0) stays first; quotes by N.
+			switch {
+			case a.ID.N < c.ID.N:
+				return -1
+			case a.ID.N > c.ID.N:
+				return 1
+			}
+			return 0
+		})
+	}
+	s.limit = s.queue + len(backlog)
+	for _, ev := range backlog {
+		s.push(ev)
+	}
+	s.limit = s.queue + len(s.pending)
+	for _, t := range s.topics {
+		t.subs = append(t.subs, s)
+	}
+	b.subs[s] = struct{}{}
+	return s, nil
+}
+
+// push queues ev; it reports false when the subscription is (now) cut off.
+// Called with b.mu held.
+func (s *Subscription) push(ev *Event) bool {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return false
+	}
+	if s.rate > 0 && ev.Kind == KindQuote {
+		for i := range s.conf {
+			if s.conf[i].symbol == ev.Symbol {
+				s.conf[i].latest = ev
+				break
+			}
+		}
+	} else if len(s.pending) >= s.limit {
+		s.setErr(ErrSlowConsumer, false)
+		s.mu.Unlock()
+		return false
+	} else {
+		s.pending = append(s.pending, ev)
+	}
+	s.mu.Unlock()
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (s *Subscription) setErr(err error, drain bool) {
+	if s.err != nil {
+		return
+	}
+	s.err, s.drain = err, drain
+	if !drain {
+		clear(s.pending)
+		s.pending = nil
+	}
+	close(s.done)
+}
+
+func (s *Subscription) isCut() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err != nil
+}
+
+// cut ends the subscription with err. Called with b.mu held.
+func (s *Subscription) cut(err error, drain bool) {
+	s.mu.Lock()
+	s.setErr(err, drain)
+	s.mu.Unlock()
+}
+
+// dropTopic removes a removed symbol from s. Called with b.mu held.
+func (s *Subscription) dropTopic(t *topic) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.topics = slices.DeleteFunc(s.topics, func(x *topic) bool { return x == t })
+	s.conf = slices.DeleteFunc(s.conf, func(c confState) bool { return c.symbol == t.name })
+	if len(s.topics) == 0 {
+		s.setErr(ErrSymbolRemoved, true)
+		delete(s.b.subs, s)
+	}
+}
+
+// detachLocked removes s from the broker except from t, whose subscriber
+// list the caller is rewriting. Called with b.mu held.
+func (s *Subscription) detachLocked(except *topic) {
+	s.mu.Lock()
+	topics := s.topics
+	s.topics = nil
+	s.mu.Unlock()
+	for _, t := range topics {
+		if t != except {
+			t.subs = slices.DeleteFunc(t.subs, func(x *Subscription) bool { return x == s })
+		}
+	}
+	delete(s.b.subs, s)
+}
+
+// Done is closed when the subscription has ended (cut off, closed, or every
+// symbol removed); Err then tells why.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Err returns why the subscription ended, or nil while it runs.
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Next waits for at least one event and returns every pending one, oldest
+// first, in a slice that reuses spare's storage (pass the previous batch
+// once done with it). It returns an error when ctx ends or the subscription
+// ends; a slow consumer's pending events are dropped (it resumes by ID).
+func (s *Subscription) Next(ctx context.Context, spare []*Event) ([]*Event, error) {
+	clear(spare)
+	spare = spare[:0]
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		s.mu.Lock()
+		var wait time.Duration
+		if s.rate > 0 && s.err == nil {
+			wait = s.takeConflated()
+		}
+		if len(s.pending) > 0 {
+			out := s.pending
+			s.pending = spare
+			s.limit = s.queue
+			s.mu.Unlock()
+			return out, nil
+		}
+		if err := s.err; err != nil {
+			s.mu.Unlock()
+			return spare, err
+		}
+		s.mu.Unlock()
+		var tc <-chan time.Time
+		if wait > 0 {
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			tc = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			return spare, ctx.Err()
+		case <-s.notify:
+		case <-s.done:
+		case <-tc:
+		}
+	}
+}
+
+// takeConflated moves the conflated quotes that may be sent now into
+// pending; it returns how long until the next one may be sent (0: none
+// waiting). Called with s.mu held.
+func (s *Subscription) takeConflated() time.Duration {
+	now := time.Now()
+	var wait time.Duration
+	start := len(s.pending)
+	for i := range s.conf {
+		c := &s.conf[i]
+		if c.latest == nil {
+			continue
+		}
+		if d := c.next.Sub(now); d > 0 {
+			if wait == 0 || d < wait {
+				wait = d
+			}
+			continue
+		}
+		s.pending = append(s.pending, c.latest)
+		c.latest = nil
+		c.next = now.Add(s.rate)
+	}
+	if len(s.pending)-start > 1 {
+		slices.SortFunc(s.pending[start:], func(a, c *Event) int {
+			if a.ID.N < c.ID.N {
+				return -1
+			}
+			return 1
+		})
+	}
+	return wait
+}
+
+// Close ends the subscription and detaches it from the broker. It is
+// idempotent and safe to call concurrently with Next.
+func (s *Subscription) Close() {
+	s.b.mu.Lock()
+	s.detachLocked(nil)
+	s.b.mu.Unlock()
+	s.mu.Lock()
+	s.setErr(ErrClosed, false)
+	s.mu.Unlock()
+}
