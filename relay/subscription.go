@@ -235,6 +235,13 @@ func (s *Subscription) Err() error {
 // once done with it). It returns an error when ctx ends or the subscription
 // ends; a slow consumer's pending events are dropped (it resumes by ID).
 func (s *Subscription) Next(ctx context.Context, spare []*Event) ([]*Event, error) {
+	return s.Poll(ctx, spare, nil)
+}
+
+// Poll is Next that also returns, with no events and no error, when tick
+// fires first; a writer uses it to send heartbeats on an idle stream
+// without a timer per call.
+func (s *Subscription) Poll(ctx context.Context, spare []*Event, tick <-chan time.Time) ([]*Event, error) {
 	clear(spare)
 	spare = spare[:0]
 	var timer *time.Timer
@@ -276,6 +283,8 @@ func (s *Subscription) Next(ctx context.Context, spare []*Event) ([]*Event, erro
 		case <-s.notify:
 		case <-s.done:
 		case <-tc:
+		case <-tick:
+			return spare, nil
 		}
 	}
 }

@@ -1,0 +1,105 @@
+package api
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/wsrelay/wsrelay/relay"
+)
+
+// metrics are the server's Prometheus metrics, on its own registry.
+type metrics struct {
+	reg         *prometheus.Registry
+	sseClients  prometheus.Gauge
+	sseEvents   prometheus.Counter
+	sseCut      *prometheus.CounterVec
+	sseRejected *prometheus.CounterVec
+	sseResumes  prometheus.Counter
+	sseResets   prometheus.Counter
+	latency     prometheus.Histogram
+	httpReqs    *prometheus.CounterVec
+	httpDur     *prometheus.HistogramVec
+}
+
+func newMetrics(ups Upstreams) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.sseClients = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "wsrelay_sse_clients", Help: "Open SSE streams."})
+	m.sseEvents = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "wsrelay_sse_events_sent_total", Help: "Events written to SSE clients (quotes, status and reset events)."})
+	m.sseCut = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wsrelay_sse_disconnects_total", Help: "SSE streams ended, by reason (queue_full, write_timeout, client_gone, shutdown, symbols_removed, write_error)."}, []string{"reason"})
+	m.sseRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wsrelay_sse_rejected_total", Help: "SSE requests refused before streaming, by error code."}, []string{"code"})
+	m.sseResumes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "wsrelay_sse_resumes_total", Help: "SSE streams opened with a Last-Event-ID."})
+	m.sseResets = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "wsrelay_sse_resets_total", Help: "Reset events sent because a resume point could not be honoured."})
+	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "wsrelay_relay_latency_seconds", Help: "Time from reading an upstream frame to writing its quote to an SSE client.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}})
+	m.httpReqs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wsrelay_http_requests_total", Help: "HTTP requests by route pattern, method and status code."}, []string{"route", "method", "code"})
+	m.httpDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "wsrelay_http_request_duration_seconds", Help: "Duration of non-streaming HTTP requests by route pattern and method.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}, []string{"route", "method"})
+	m.reg.MustRegister(m.sseClients, m.sseEvents, m.sseCut, m.sseRejected, m.sseResumes, m.sseResets, m.latency, m.httpReqs, m.httpDur,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&upstreamCollector{ups: ups})
+	for _, r := range []string{"queue_full", "write_timeout", "client_gone", "shutdown"} {
+		m.sseCut.WithLabelValues(r)
+	}
+	return m
+}
+
+func (m *metrics) cut(reason string) { m.sseCut.WithLabelValues(reason).Inc() }
+
+// upstreamCollector reads the relay's per-symbol counters at scrape time,
+// so the relay package needs no metrics code.
+type upstreamCollector struct{ ups Upstreams }
+
+var (
+	labels        = []string{"upstream", "symbol"}
+	descConnected = prometheus.NewDesc("wsrelay_upstream_connected", "1 while the symbol's upstream WebSocket is open.", labels, nil)
+	descLive      = prometheus.NewDesc("wsrelay_upstream_state", "1 for the symbol's current state (connecting, live, stale, backoff).", append(labels, "state"), nil)
+	descReconn    = prometheus.NewDesc("wsrelay_upstream_reconnects_total", "Successful upstream connections after the first.", labels, nil)
+	descDrops     = prometheus.NewDesc("wsrelay_upstream_drops_total", "Upstream connections that ended.", labels, nil)
+	descFrames    = prometheus.NewDesc("wsrelay_upstream_frames_total", "Frames read from the upstream.", labels, nil)
+	descQuotes    = prometheus.NewDesc("wsrelay_upstream_quotes_total", "Frames published as quotes.", labels, nil)
+	descIgnored   = prometheus.NewDesc("wsrelay_upstream_ignored_frames_total", "Frames that were not quotes (acks, pings, errors, garbage).", labels, nil)
+	descLastQuote = prometheus.NewDesc("wsrelay_upstream_last_quote_timestamp_seconds", "Unix time of the symbol's last quote (0 before the first).", labels, nil)
+)
+
+func (c *upstreamCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descConnected, descLive, descReconn, descDrops, descFrames, descQuotes, descIgnored, descLastQuote} {
+		ch <- d
+	}
+}
+
+func (c *upstreamCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range c.ups.Statuses() {
+		l := []string{st.Upstream, st.Symbol}
+		conn := 0.0
+		if st.Connected {
+			conn = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descConnected, prometheus.GaugeValue, conn, l...)
+		for _, s := range []relay.State{relay.StateConnecting, relay.StateLive, relay.StateStale, relay.StateBackoff} {
+			v := 0.0
+			if st.State == s {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descLive, prometheus.GaugeValue, v, st.Upstream, st.Symbol, string(s))
+		}
+		ch <- prometheus.MustNewConstMetric(descReconn, prometheus.CounterValue, float64(st.Reconnects), l...)
+		ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(st.Drops), l...)
+		ch <- prometheus.MustNewConstMetric(descFrames, prometheus.CounterValue, float64(st.Frames), l...)
+		ch <- prometheus.MustNewConstMetric(descQuotes, prometheus.CounterValue, float64(st.Quotes), l...)
+		ch <- prometheus.MustNewConstMetric(descIgnored, prometheus.CounterValue, float64(st.Ignored), l...)
+		lq := 0.0
+		if !st.LastQuoteAt.IsZero() {
+			lq = float64(st.LastQuoteAt.UnixNano()) / 1e9
+		}
+		ch <- prometheus.MustNewConstMetric(descLastQuote, prometheus.GaugeValue, lq, l...)
+	}
+}
