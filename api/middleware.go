@@ -106,3 +106,9 @@ func (c *cors) handler(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// CheckCORSOrigins validates a cors_origins list as New would.
+func CheckCORSOrigins(origins []string) error {
+	_, err := newCORS(origins)
+	return err
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/wsrelay/wsrelay"
+	"github.com/wsrelay/wsrelay/api"
+	"github.com/wsrelay/wsrelay/relay"
+	"github.com/wsrelay/wsrelay/relay/simfeed"
+	"github.com/wsrelay/wsrelay/web"
+)
+
+// shutdownGrace bounds how long open requests get once shutdown starts.
+const shutdownGrace = 5 * time.Second
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newServeFlagSet()
+	help, err := parseFlags(fs, "wsrelay serve [flags]\n\nEvery flag can also be set as WSRELAY_<NAME> (e.g. WSRELAY_LISTEN).\nA flag beats the environment, which beats the config file.", args, stdout)
+	if help || err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("serve: unexpected argument %q", fs.Arg(0))
+	}
+	ov, err := collect(fs, getenv)
+	if err != nil {
+		return err
+	}
+	fc := &fileConfig{}
+	if ov.configPath != "" {
+		if fc, err = loadFile(ov.configPath); err != nil {
+			return err
+		}
+	}
+	st, err := resolve(fc, ov)
+	if err != nil {
+		return err
+	}
+	return runServer(ctx, st, newLogger(stderr, st.logLevel, st.logFormat))
+}
+
+// newServeFlagSet declares the serve flags (see SPEC.md, "Commands").
+func newServeFlagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.String("config", "", "YAML config file")
+	fs.String("listen", ":8080", "HTTP listen address")
+	fs.String("upstream", "", "one upstream ws:// or wss:// URL, instead of a config file")
+	fs.String("subscribe", "", "its subscribe frame; {symbol} marks the symbol (default: the seed protocol)")
+	fs.String("symbols", "", "its symbols, comma-separated (or the demo's)")
+	fs.String("admin-token", "", "enables the admin endpoints (bearer token, at least 16 characters)")
+	fs.String("admin-token-file", "", "read the admin token from this file")
+	fs.String("log-level", "info", "debug, info, warn, error")
+	fs.String("log-format", "auto", "auto (text on a terminal, JSON otherwise), text, json")
+	return fs
+}
+
+// newLogger logs text on a terminal and JSON otherwise.
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// runServer runs the relay until ctx ends, then shuts down in order: stop
+// accepting and end the streams, drain requests, close upstreams, wait.
+func runServer(ctx context.Context, st *settings, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", st.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+
+	var feed *simfeed.Feed
+	if st.demo {
+		feedLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("demo feed: %w", err)
+		}
+		feed = simfeed.New(simfeed.Config{Rate: 4})
+		feedSrv := &http.Server{Handler: feed, ReadHeaderTimeout: 5 * time.Second}
+		go feedSrv.Serve(feedLn)
+		defer func() {
+			feed.Close()
+			feedSrv.Close()
+		}()
+		st.upstreams[0].URL = "ws://" + feedLn.Addr().String() + "/"
+	}
+
+	broker, err := relay.NewBroker(relay.BrokerConfig{History: st.history, Queue: st.sse.Queue, Encode: api.EncodeSSE})
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	rl, err := relay.New(relay.Config{Upstreams: st.upstreams, Logger: log}, broker)
+	if err != nil {
+		return err
+	}
+	defer rl.Close()
+	apiSrv, err := api.New(api.Config{
+		Broker: broker, Upstreams: rl, AdminToken: st.adminToken, CORSOrigins: st.corsOrigins,
+		SSE: st.sse, Web: web.Handler(), OpenAPI: wsrelay.OpenAPI, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	httpSrv := &http.Server{
+		Handler:           apiSrv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// No WriteTimeout: it would cut SSE streams; they have per-write deadlines.
+	}
+	served := make(chan error, 1)
+	go func() { served <- httpSrv.Serve(ln) }()
+
+	addr := ln.Addr().(*net.TCPAddr)
+	log.Info("listening", "addr", addr.String(), "symbols", len(st.upstreams[0].Symbols), "upstreams", len(st.upstreams), "admin", st.adminToken != "")
+	if st.demo {
+		page := fmt.Sprintf("http://localhost:%d/", addr.Port)
+		log.Info("demo: built-in simulated exchange feed; open the live board at "+page,
+			"url", page, "try", fmt.Sprintf("curl localhost:%d/v1/quotes/%s", addr.Port, st.upstreams[0].Symbols[0].Name))
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return fmt.Errorf("http server: %w", err)
+	}
+	log.Info("shutting down", "streams", apiSrv.Clients())
+	start := time.Now()
+	apiSrv.Shutdown() // readyz 503, no new streams, open streams end
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := httpSrv.Shutdown(sctx); err != nil {
+		httpSrv.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("http server", "err", err)
+	}
+	rl.Close() // 1001 to every upstream, waits for every goroutine
+	broker.Close()
+	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond).String())
+	return nil
+}
