@@ -450,4 +450,3 @@ func (u upstreamConfig) toRelay(key string) (relay.UpstreamConfig, error) {
 	}
 	return uc, nil
 }
-

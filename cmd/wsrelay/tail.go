@@ -108,7 +108,9 @@ func checkSymbols(ctx context.Context, u string) error {
 	if resp.StatusCode == http.StatusOK {
 		return nil
 	}
-	var e struct{ Error struct{ Code, Message string } }
+	var e struct {
+		Error struct{ Code, Message string }
+	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
 		return usagef("tail: %s", e.Error.Message)

@@ -179,9 +179,8 @@ function renderRow(row) {
   if (row.points.length > 1) {
     const vs = row.points.map((p) => p.v);
     const lo = Math.min(...vs), hi = Math.max(...vs), span = hi - lo || 1;
-    const step = 120 / (SPARK_POINTS - 1);
-    const off = SPARK_POINTS - vs.length;
-    line.setAttribute("points", vs.map((v, i) => `${((off + i) * step).toFixed(1)},${(30 - ((v - lo) / span) * 28).toFixed(1)}`).join(" "));
+    const step = 120 / (vs.length - 1);
+    line.setAttribute("points", vs.map((v, i) => `${(i * step).toFixed(1)},${(30 - ((v - lo) / span) * 28).toFixed(1)}`).join(" "));
     svg.setAttribute("class", "spark " + (vs[vs.length - 1] >= vs[0] ? "up" : "down"));
   }
   if (row.at) time.textContent = new Date(row.at).toLocaleTimeString();
