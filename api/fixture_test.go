@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -30,10 +31,11 @@ type fixture struct {
 }
 
 type opts struct {
-	rate    float64
-	history int
-	syms    []string
-	edit    func(*Config)
+	smallSendBuffers bool // 16 KiB kernel send buffer per accepted connection
+	rate             float64
+	history          int
+	syms             []string
+	edit             func(*Config)
 }
 
 func newFixture(t testing.TB, o opts) *fixture {
@@ -73,7 +75,11 @@ func newFixture(t testing.TB, o opts) *fixture {
 	if f.api, err = New(cfg); err != nil {
 		t.Fatal(err)
 	}
-	f.srv = httptest.NewServer(f.api.Handler())
+	f.srv = httptest.NewUnstartedServer(f.api.Handler())
+	if o.smallSendBuffers {
+		f.srv.Listener = smallBufListener{f.srv.Listener}
+	}
+	f.srv.Start()
 	f.url = f.srv.URL
 	t.Cleanup(f.close)
 	return f
@@ -203,3 +209,16 @@ func (r *sseReader) nextQuote() (sseEvent, error) {
 }
 
 func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
+
+// smallBufListener shrinks each accepted connection's send buffer, so that
+// a client that stops reading blocks the server's writes within kilobytes
+// instead of the megabytes loopback buffers grow to.
+type smallBufListener struct{ net.Listener }
+
+func (l smallBufListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(16 << 10)
+	}
+	return c, err
+}

@@ -234,7 +234,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, syms []string) {
 			s.metrics.sseEvents.Add(float64(len(batch)))
 		}
 		if err := s.write(w, rc, buf); err != nil {
-			if ctx.Err() == nil && errors.Is(err, errWriteTimeout) {
+			// A failed write also cancels the request context, so the
+			// timeout is checked first.
+			if errors.Is(err, errWriteTimeout) && s.ctx.Err() == nil {
 				s.metrics.cut("write_timeout")
 				s.log.Debug("sse client cut off", "reason", "write_timeout", "remote", ip)
 			} else {

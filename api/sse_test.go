@@ -216,8 +216,7 @@ func TestSSEResetOnForeignID(t *testing.T) {
 // TestSSESlowClientIsolated: a client that never reads is cut off and the
 // 100 others get every quote.
 func TestSSESlowClientIsolated(t *testing.T) {
-	f := newFixture(t, opts{rate: 500, edit: func(c *Config) {
-		c.SSE.Queue = 64
+	f := newFixture(t, opts{rate: 500, smallSendBuffers: true, edit: func(c *Config) {
 		c.SSE.WriteTimeout = 300 * time.Millisecond
 	}})
 	f.waitQuotes(t, 1)
@@ -276,6 +275,9 @@ func TestSSESlowClientIsolated(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
+			for _, r := range []string{"queue_full", "write_timeout", "client_gone", "shutdown", "write_error"} {
+				t.Logf("%s=%v", r, testutil.ToFloat64(f.api.metrics.sseCut.WithLabelValues(r)))
+			}
 			t.Fatal("the stalled client was never cut off")
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -63,6 +63,7 @@ type Feed struct {
 
 	accepted atomic.Int64
 	sent     atomic.Int64
+	rate     atomic.Uint64 // float64 bits
 }
 
 // New returns a feed; serve it with an http.Server or httptest.Server.
@@ -75,6 +76,7 @@ func New(cfg Config) *Feed {
 	}
 	f := &Feed{cfg: cfg, log: cfg.Logger, conns: map[*conn]struct{}{}, prices: map[string]float64{}}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
+	f.SetRate(cfg.Rate)
 	return f
 }
 
@@ -190,27 +192,50 @@ func (f *Feed) writeJSON(ctx context.Context, c *conn, v any) {
 	_ = c.ws.Write(wctx, websocket.MessageText, b)
 }
 
-// push sends quotes of sym on c at the feed's rate until ctx ends.
+// push sends quotes of sym on c at the feed's rate until ctx ends. It
+// keeps an absolute schedule (frame k at start + k/rate), so a late frame is
+// caught up rather than the rate silently drifting; a stall of more than a
+// second restarts the schedule instead of bursting.
 func (f *Feed) push(ctx context.Context, c *conn, sym string) {
-	if f.cfg.Rate < 0 {
-		<-ctx.Done()
-		return
-	}
-	every := time.Duration(float64(time.Second) / f.cfg.Rate)
-	t := time.NewTicker(every)
-	defer t.Stop()
 	buf := make([]byte, 0, 512)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
 		}
+	}()
+	start, k, rate := time.Now(), int64(0), f.Rate()
+	for {
+		if r := f.Rate(); r != rate {
+			start, k, rate = time.Now(), 0, r
+		}
+		if rate <= 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+				continue
+			}
+		}
+		next := start.Add(time.Duration(float64(k+1) * float64(time.Second) / rate))
+		if d := time.Until(next); d > 0 {
+			if timer == nil {
+				timer = time.NewTimer(d)
+			} else {
+				timer.Reset(d)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+		} else if d < -time.Second {
+			start, k = time.Now(), 0
+			continue
+		}
+		k++
 		f.waitStall(ctx)
-		f.mu.Lock()
-		paused := f.paused
-		f.mu.Unlock()
-		if paused || ctx.Err() != nil {
+		if f.isPaused() || ctx.Err() != nil {
 			continue
 		}
 		buf = f.frame(buf[:0], c, sym)
@@ -222,6 +247,23 @@ func (f *Feed) push(ctx context.Context, c *conn, sym string) {
 		}
 		f.sent.Add(1)
 	}
+}
+
+// Rate returns the current frames per second per symbol.
+func (f *Feed) Rate() float64 {
+	return math.Float64frombits(f.rate.Load())
+}
+
+// SetRate changes the rate of every running and future push; a rate of 0
+// or less sends nothing until it is raised again.
+func (f *Feed) SetRate(r float64) {
+	f.rate.Store(math.Float64bits(r))
+}
+
+func (f *Feed) isPaused() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.paused
 }
 
 // frame appends the next quote frame of sym on c to b.
