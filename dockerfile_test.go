@@ -73,13 +73,19 @@ func TestDockerfile(t *testing.T) {
 	}
 	// Builder stage: go.mod/go.sum copied and downloaded before the sources.
 	idx := func(pred func(instr) bool) int { return slices.IndexFunc(ins, pred) }
-	modCopy := idx(func(in instr) bool { return in.cmd == "copy" && slices.Contains(in.args, "go.mod") && slices.Contains(in.args, "go.sum") })
-	download := idx(func(in instr) bool { return in.cmd == "run" && strings.Contains(strings.Join(in.args, " "), "go mod download") })
+	modCopy := idx(func(in instr) bool {
+		return in.cmd == "copy" && slices.Contains(in.args, "go.mod") && slices.Contains(in.args, "go.sum")
+	})
+	download := idx(func(in instr) bool {
+		return in.cmd == "run" && strings.Contains(strings.Join(in.args, " "), "go mod download")
+	})
 	srcCopy := idx(func(in instr) bool { return in.cmd == "copy" && len(in.args) == 2 && in.args[0] == "." })
 	if modCopy < 0 || download < 0 || srcCopy < 0 || !(modCopy < download && download < srcCopy) {
 		t.Errorf("want COPY go.mod go.sum, RUN go mod download, then COPY . . (got %d, %d, %d)", modCopy, download, srcCopy)
 	}
-	build := idx(func(in instr) bool { return in.cmd == "run" && strings.Contains(strings.Join(in.args, " "), "go build") })
+	build := idx(func(in instr) bool {
+		return in.cmd == "run" && strings.Contains(strings.Join(in.args, " "), "go build")
+	})
 	if build < 0 {
 		t.Fatal("no go build")
 	}
@@ -100,7 +106,9 @@ func TestDockerfile(t *testing.T) {
 	}) {
 		t.Error("the runtime stage does not get CA certificates (wss:// needs them)")
 	}
-	if !has("copy", func(in instr) bool { return slices.Contains(in.flags, "--from=build") && slices.Contains(in.args, "/wsrelay") }) {
+	if !has("copy", func(in instr) bool {
+		return slices.Contains(in.flags, "--from=build") && slices.Contains(in.args, "/wsrelay")
+	}) {
 		t.Error("the binary is not copied to /wsrelay")
 	}
 	if !has("user", func(in instr) bool {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/wsrelay/wsrelay"
 	"github.com/wsrelay/wsrelay/relay"
+	"github.com/wsrelay/wsrelay/relay/faultnet"
 	"github.com/wsrelay/wsrelay/relay/simfeed"
 )
 
@@ -27,6 +27,7 @@ type fixture struct {
 	relay   *relay.Relay
 	api     *Server
 	srv     *httptest.Server
+	ln      *faultnet.Listener // cuts streams from the server side
 	url     string
 }
 
@@ -76,9 +77,11 @@ func newFixture(t testing.TB, o opts) *fixture {
 		t.Fatal(err)
 	}
 	f.srv = httptest.NewUnstartedServer(f.api.Handler())
+	f.ln = faultnet.NewListener(f.srv.Listener)
 	if o.smallSendBuffers {
-		f.srv.Listener = smallBufListener{f.srv.Listener}
+		f.ln.SendBuffer = 16 << 10
 	}
+	f.srv.Listener = f.ln
 	f.srv.Start()
 	f.url = f.srv.URL
 	t.Cleanup(f.close)
@@ -87,6 +90,7 @@ func newFixture(t testing.TB, o opts) *fixture {
 
 func (f *fixture) close() {
 	f.api.Shutdown()
+	f.ln.CutAll()
 	f.srv.CloseClientConnections()
 	f.srv.Close()
 	f.relay.Close()
@@ -209,16 +213,3 @@ func (r *sseReader) nextQuote() (sseEvent, error) {
 }
 
 func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
-
-// smallBufListener shrinks each accepted connection's send buffer, so that
-// a client that stops reading blocks the server's writes within kilobytes
-// instead of the megabytes loopback buffers grow to.
-type smallBufListener struct{ net.Listener }
-
-func (l smallBufListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetWriteBuffer(16 << 10)
-	}
-	return c, err
-}

@@ -61,6 +61,9 @@ type Server struct {
 	clients      atomic.Int64
 	perIPMu      sync.Mutex
 	perIP        map[string]int
+	streamMu     sync.Mutex     // orders streams.Add against Shutdown
+	streams      sync.WaitGroup // hijacked streams
+	sweeper      *sweeper
 
 	handler http.Handler
 }
@@ -84,6 +87,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = newMetrics(cfg.Upstreams)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.sweeper = newSweeper()
+	go s.sweeper.run(s.ctx)
 	s.handler = s.routes()
 	return s, nil
 }
@@ -97,12 +102,17 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Clients returns the number of open SSE streams.
 func (s *Server) Clients() int { return int(s.clients.Load()) }
 
-// Shutdown flips /readyz to 503, refuses new streams and ends every open
-// one (clients reconnect elsewhere after the retry: delay). Call it before
-// http.Server.Shutdown, which waits for the handlers to return.
+// Shutdown flips /readyz to 503, refuses new streams, ends every open one
+// (clients reconnect elsewhere after the retry: delay) and waits for the
+// streams it owns. Call it before http.Server.Shutdown, which waits for
+// the remaining handlers. It is idempotent.
 func (s *Server) Shutdown() {
+	s.streamMu.Lock()
 	s.shuttingDown.Store(true)
+	s.streamMu.Unlock()
 	s.cancel()
+	s.streams.Wait()
+	<-s.sweeper.done
 }
 
 // routes is the whole HTTP surface.

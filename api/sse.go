@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -152,46 +153,125 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, syms []string) {
 		writeErrorBody(w, ae)
 		return
 	}
-	defer release()
+	handedOff := false // once true, the stream goroutine owns release and sub
+	defer func() {
+		if !handedOff {
+			release()
+		}
+	}()
 
 	sub, err := s.broker.Subscribe(syms, relay.SubscribeOptions{After: after, Snapshot: snapshot, Queue: s.sse.Queue, MaxRate: rate})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	defer sub.Close()
+	defer func() {
+		if !handedOff {
+			sub.Close()
+		}
+	}()
 	if after != "" {
 		s.metrics.sseResumes.Inc()
 	}
 
+	s.metrics.sseClients.Inc()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
-	h.Set("Connection", "keep-alive")
-	w.WriteHeader(http.StatusOK)
+	first := s.retryField()
 
-	s.metrics.sseClients.Inc()
+	// HTTP/1: hand the connection to one lean goroutine that writes to it
+	// directly, and return, so that net/http's buffers and goroutines for
+	// this connection are released. The body ends when the connection
+	// closes.
+	if r.ProtoMajor == 1 {
+		h.Set("Connection", "close")
+		head := appendResponseHead(make([]byte, 0, 512), h)
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			s.streamMu.Lock()
+			if s.shuttingDown.Load() {
+				s.streamMu.Unlock()
+				conn.Close()
+				s.metrics.sseClients.Dec()
+				s.metrics.cut("shutdown")
+				return
+			}
+			s.streams.Add(1)
+			s.streamMu.Unlock()
+			handedOff = true
+			go func() {
+				defer s.streams.Done()
+				defer s.metrics.sseClients.Dec()
+				defer release()
+				defer sub.Close()
+				defer conn.Close()
+				ctx, cancel := context.WithCancelCause(s.ctx)
+				defer cancel(nil)
+				// Shutdown, or the sweeper finding the client gone,
+				// unblocks a write in progress.
+				stop := context.AfterFunc(ctx, func() { conn.SetWriteDeadline(time.Unix(1, 0)) })
+				defer stop()
+				s.sweeper.add(conn, func() { cancel(errClientGone) })
+				defer s.sweeper.remove(conn)
+				s.pump(ctx, &connSink{conn: conn, timeout: s.sse.WriteTimeout}, sub, ip, append(head, first...))
+			}()
+			return
+		}
+		h.Del("Connection")
+	}
+
+	// HTTP/2 (or a writer that cannot be hijacked): stream through the
+	// ResponseWriter, flushing every batch.
 	defer s.metrics.sseClients.Dec()
-
+	w.WriteHeader(http.StatusOK)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel) // server shutdown ends the stream
 	defer stop()
+	s.pump(ctx, &responseSink{w: w, rc: http.NewResponseController(w), timeout: s.sse.WriteTimeout, ctx: ctx}, sub, ip, first)
+}
 
-	rc := http.NewResponseController(w)
-	buf := make([]byte, 0, 512)
-	buf = append(buf, "retry: "...)
-	buf = strconv.AppendInt(buf, s.sse.Retry.Milliseconds(), 10)
-	buf = append(buf, "\n\n"...)
-	if err := s.write(w, rc, buf); err != nil {
+func (s *Server) retryField() []byte {
+	b := append(make([]byte, 0, 32), "retry: "...)
+	b = strconv.AppendInt(b, s.sse.Retry.Milliseconds(), 10)
+	return append(b, "\n\n"...)
+}
+
+// appendResponseHead writes the status line and headers of a hijacked
+// stream.
+func appendResponseHead(b []byte, h http.Header) []byte {
+	b = append(b, "HTTP/1.1 200 OK\r\n"...)
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		for _, v := range h[k] {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	return append(b, "\r\n"...)
+}
+
+// pump writes the subscription's events to the client until it leaves,
+// falls behind, the subscription ends or ctx ends. first is written before
+// anything else.
+func (s *Server) pump(ctx context.Context, out sink, sub *relay.Subscription, ip string, first []byte) {
+	if err := out.write(first); err != nil {
 		s.metrics.cut("write_error")
 		return
 	}
 	heartbeat := time.NewTicker(s.sse.Heartbeat)
 	defer heartbeat.Stop()
 	lastWrite := time.Now()
+	buf := make([]byte, 0, 512)
 	var batch []*relay.Event
+	var err error
 	for {
 		batch, err = sub.Poll(ctx, batch, heartbeat.C)
 		if err != nil {
@@ -204,19 +284,22 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, syms []string) {
 			case s.ctx.Err() != nil || errors.Is(err, relay.ErrClosed):
 				s.metrics.cut("shutdown")
 			default:
-				s.metrics.cut("client_gone")
+				s.metrics.cut("client_gone") // including the sweeper's cancel
 			}
 			return
 		}
 		now := time.Now()
 		if len(batch) == 0 { // heartbeat tick
+			if !out.alive() {
+				s.metrics.cut("client_gone")
+				return
+			}
 			if now.Sub(lastWrite) < s.sse.Heartbeat/2 {
 				continue
 			}
 			buf = append(buf[:0], ": keepalive\n\n"...)
 		} else {
 			buf = buf[:0]
-			quotes := 0
 			for _, ev := range batch {
 				if ev.Wire != nil {
 					buf = append(buf, ev.Wire...)
@@ -225,7 +308,6 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, syms []string) {
 				}
 				switch ev.Kind {
 				case relay.KindQuote:
-					quotes++
 					s.metrics.latency.Observe(now.Sub(ev.ReceivedAt).Seconds())
 				case relay.KindReset:
 					s.metrics.sseResets.Inc()
@@ -233,13 +315,18 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, syms []string) {
 			}
 			s.metrics.sseEvents.Add(float64(len(batch)))
 		}
-		if err := s.write(w, rc, buf); err != nil {
-			// A failed write also cancels the request context, so the
+		if err := out.write(buf); err != nil {
+			// A failed write also cancels a request context, so the
 			// timeout is checked first.
-			if errors.Is(err, errWriteTimeout) && s.ctx.Err() == nil {
+			switch {
+			case s.ctx.Err() != nil:
+				s.metrics.cut("shutdown")
+			case errors.Is(context.Cause(ctx), errClientGone):
+				s.metrics.cut("client_gone")
+			case errors.Is(err, errWriteTimeout):
 				s.metrics.cut("write_timeout")
 				s.log.Debug("sse client cut off", "reason", "write_timeout", "remote", ip)
-			} else {
+			default:
 				s.metrics.cut("client_gone")
 			}
 			return
@@ -249,31 +336,6 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, syms []string) {
 			buf = make([]byte, 0, 512)
 		}
 	}
-}
-
-var errWriteTimeout = errors.New("sse write timed out")
-
-// write sends b and flushes under a write deadline: a client that stops
-// reading is cut off instead of holding a goroutine forever.
-func (s *Server) write(w http.ResponseWriter, rc *http.ResponseController, b []byte) error {
-	if err := rc.SetWriteDeadline(time.Now().Add(s.sse.WriteTimeout)); err != nil {
-		return fmt.Errorf("set write deadline: %w", err)
-	}
-	if _, err := w.Write(b); err != nil {
-		return classifyWriteErr(err)
-	}
-	if err := rc.Flush(); err != nil {
-		return classifyWriteErr(err)
-	}
-	return nil
-}
-
-func classifyWriteErr(err error) error {
-	var te interface{ Timeout() bool }
-	if errors.As(err, &te) && te.Timeout() {
-		return errWriteTimeout
-	}
-	return err
 }
 
 // admit enforces sse.max_clients and the per-IP limit.

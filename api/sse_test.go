@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -139,7 +141,7 @@ func TestSSEManyClientsInOrderAcrossCuts(t *testing.T) {
 	// Cut every stream from the server side three times while they run.
 	for range 3 {
 		time.Sleep(400 * time.Millisecond)
-		f.srv.CloseClientConnections()
+		f.ln.CutAll()
 	}
 	wg.Wait()
 	for i, c := range checks {
@@ -458,4 +460,79 @@ func FuzzEncodeSSE(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkFraming(t, EncodeSSE(&relay.Event{Kind: relay.KindReset, JSON: data}), "reset", string(data))
 	})
+}
+
+// TestSSEOverHTTP2 exercises the ResponseWriter path (HTTP/2 connections
+// cannot be hijacked): resume and framing work there too.
+func TestSSEOverHTTP2(t *testing.T) {
+	f := newFixture(t, opts{})
+	f.waitQuotes(t, 2)
+	srv := httptest.NewUnstartedServer(f.api.Handler())
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	client := srv.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	read := func(hdr ...string) (*sseReader, func()) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/stream?symbols=A,B", nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.ProtoMajor != 2 || resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("proto %s, headers %v", resp.Proto, resp.Header)
+		}
+		return &sseReader{resp: resp, br: bufio.NewReader(resp.Body)}, func() { resp.Body.Close() }
+	}
+	r, done := read()
+	if ev, _ := r.next(); ev.Retry != "2000" {
+		t.Fatalf("first %+v", ev)
+	}
+	var lastID string
+	var lastN uint64
+	for range 10 {
+		ev, err := r.nextQuote()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := relay.ParseEventID(ev.ID)
+		lastID, lastN = ev.ID, id.N
+	}
+	done()
+	r, done = read("Last-Event-ID", lastID)
+	defer done()
+	ev, err := r.nextQuote()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := relay.ParseEventID(ev.ID); id.N != lastN+1 {
+		t.Fatalf("resumed at %d after %d", id.N, lastN)
+	}
+}
+
+// TestSSEVanishedIdleClientNoticed: nobody reads a hijacked stream's
+// connection, so the sweeper notices a client that left an idle stream
+// within about a second, long before the next heartbeat.
+func TestSSEVanishedIdleClientNoticed(t *testing.T) {
+	f := newFixture(t, opts{rate: -1, edit: func(c *Config) { c.SSE.Heartbeat = time.Hour }})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 5 {
+		r := openSSE(t, ctx, f.url+"/v1/stream?symbols=A")
+		r.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.api.Clients() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d streams still open after their clients left", f.api.Clients())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if v := testutil.ToFloat64(f.api.metrics.sseCut.WithLabelValues("client_gone")); v != 5 {
+		t.Fatalf("client_gone = %v", v)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/wsrelay/wsrelay"
 	"github.com/wsrelay/wsrelay/api"
 	"github.com/wsrelay/wsrelay/relay"
+	"github.com/wsrelay/wsrelay/relay/faultnet"
 	"github.com/wsrelay/wsrelay/relay/simfeed"
 	"github.com/wsrelay/wsrelay/web"
 )
@@ -59,6 +60,7 @@ type stack struct {
 	relay   *relay.Relay
 	api     *api.Server
 	srv     *httptest.Server
+	ln      *faultnet.Listener
 }
 
 func startStack(t *testing.T) *stack {
@@ -79,10 +81,13 @@ func startStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.srv = httptest.NewServer(s.api.Handler())
+	s.srv = httptest.NewUnstartedServer(s.api.Handler())
+	s.ln = faultnet.NewListener(s.srv.Listener)
+	s.srv.Listener = s.ln
+	s.srv.Start()
 	t.Cleanup(func() {
 		s.api.Shutdown()
-		s.srv.CloseClientConnections()
+		s.ln.CutAll()
 		s.srv.Close()
 		s.relay.Close()
 		s.broker.Close()
@@ -188,7 +193,7 @@ func TestBoardInBrowser(t *testing.T) {
 	// and has seen every quote exactly once.
 	eval(`window.__marker = 42`)
 	before := eval(`String(__wsrelay.quotes)`)
-	s.srv.CloseClientConnections()
+	s.ln.CutAll()
 	waitJS("recovery after the cut", `__wsrelay.conn === "resumed" && __wsrelay.quotes > `+before+` + 10`, 20*time.Second)
 	if eval(`String(window.__marker)`) != "42" {
 		t.Fatal("the page reloaded")

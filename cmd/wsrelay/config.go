@@ -32,6 +32,7 @@ type fileConfig struct {
 	Listen         string           `yaml:"listen"`
 	AdminToken     string           `yaml:"admin_token"`
 	AdminTokenFile string           `yaml:"admin_token_file"`
+	DebugListen    string           `yaml:"debug_listen"`
 	CORSOrigins    []string         `yaml:"cors_origins"`
 	History        *int             `yaml:"history"`
 	LogLevel       string           `yaml:"log_level"`
@@ -257,6 +258,7 @@ type settings struct {
 	sse         api.SSEConfig
 	upstreams   []relay.UpstreamConfig
 	demo        bool
+	debugListen string
 }
 
 // The seed protocol of the simulated exchange (and of the demo).
@@ -277,6 +279,13 @@ func resolve(c *fileConfig, ov overrides) (*settings, error) {
 		s.corsOrigins = c.CORSOrigins
 	}
 	s.adminToken = c.AdminToken
+	if c.DebugListen != "" {
+		host, port, err := net.SplitHostPort(c.DebugListen)
+		if err != nil || port == "" || !isLoopbackHost(host) {
+			return nil, usagef("debug_listen: %q is not a loopback host:port (pprof must not be public)", c.DebugListen)
+		}
+		s.debugListen = c.DebugListen
+	}
 	tokenFile, tokenFileKey := c.AdminTokenFile, "admin_token_file"
 	if c.LogLevel != "" {
 		s.logLevel = c.LogLevel
@@ -449,4 +458,12 @@ func (u upstreamConfig) toRelay(key string) (relay.UpstreamConfig, error) {
 		return uc, err
 	}
 	return uc, nil
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -134,6 +135,14 @@ func runServer(ctx context.Context, st *settings, log *slog.Logger) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
+	if st.debugListen != "" {
+		stopDebug, err := serveDebug(st.debugListen, log)
+		if err != nil {
+			httpSrv.Close()
+			return err
+		}
+		defer stopDebug()
+	}
 
 	addr := ln.Addr().(*net.TCPAddr)
 	log.Info("listening", "addr", addr.String(), "symbols", len(st.upstreams[0].Symbols), "upstreams", len(st.upstreams), "admin", st.adminToken != "")
@@ -163,4 +172,22 @@ func runServer(ctx context.Context, st *settings, log *slog.Logger) error {
 	broker.Close()
 	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond).String())
 	return nil
+}
+
+// serveDebug serves net/http/pprof on a separate loopback listener.
+func serveDebug(addr string, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("debug_listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("pprof listening", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }
