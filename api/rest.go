@@ -30,14 +30,61 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	w.Write(body)
 }
 
+// snapshot is a quote as served by GET /v1/quotes/{symbol}, with its
+// header values built once per quote rather than per request.
+type snapshot struct {
+	ev           *relay.Event
+	stale        bool
+	etag         string
+	etagH        []string
+	lastModified []string
+	length       []string
+	body         []byte // quote JSON and a newline
+}
+
+// snapshotOf returns the cached snapshot of ev, building it on first use.
+func (s *Server) snapshotOf(ev *relay.Event, stale bool) *snapshot {
+	s.snapMu.RLock()
+	sn := s.snaps[ev.Symbol]
+	s.snapMu.RUnlock()
+	if sn != nil && sn.ev == ev && sn.stale == stale {
+		return sn
+	}
+	body := s.quoteJSON(ev, stale)
+	b := make([]byte, 0, len(body)+1)
+	b = append(append(b, body...), '\n')
+	etag := `"` + ev.ID.String() + `"`
+	sn = &snapshot{
+		ev: ev, stale: stale, etag: etag, etagH: []string{etag},
+		lastModified: []string{ev.ReceivedAt.UTC().Format(http.TimeFormat)},
+		length:       []string{strconv.Itoa(len(b))},
+		body:         b,
+	}
+	s.snapMu.Lock()
+	s.snaps[ev.Symbol] = sn
+	s.snapMu.Unlock()
+	return sn
+}
+
 // quoteJSON returns the quote as served now: flagged stale while the
 // symbol's upstream is stale.
-func (s *Server) quoteJSON(ev *relay.Event) []byte {
-	if st, ok := s.ups.Status(ev.Symbol); ok && st.State == relay.StateStale {
+func (s *Server) quoteJSON(ev *relay.Event, stale bool) []byte {
+	if stale {
 		return ev.StaleCopy()
 	}
 	return ev.JSON
 }
+
+var (
+	hdrNoCache = []string{"no-cache"}
+	hdrJSON    = []string{"application/json"}
+	ageValues  = func() (v [120][]string) {
+		for i := range v {
+			v[i] = []string{strconv.Itoa(i)}
+		}
+		return
+	}()
+)
 
 // handleQuote serves GET /v1/quotes/{symbol}.
 func (s *Server) handleQuote(w http.ResponseWriter, r *http.Request) {
@@ -46,24 +93,31 @@ func (s *Server) handleQuote(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	ev, err := s.broker.Latest(sym)
+	ev, stale, err := s.broker.LatestStale(sym)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	sn := s.snapshotOf(ev, stale)
 	h := w.Header()
-	etag := `"` + ev.ID.String() + `"`
-	h.Set("ETag", etag)
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Last-Modified", ev.ReceivedAt.UTC().Format(http.TimeFormat))
-	h.Set("Age", strconv.Itoa(max(0, int(time.Since(ev.ReceivedAt).Seconds()))))
-	if etagMatch(r.Header.Get("If-None-Match"), etag) {
+	// Canonical keys set directly, values built once per quote: no
+	// per-request formatting. The slices are shared and never modified.
+	h["Etag"] = sn.etagH
+	h["Cache-Control"] = hdrNoCache
+	h["Last-Modified"] = sn.lastModified
+	if age := int(time.Since(ev.ReceivedAt).Seconds()); age >= 0 && age < len(ageValues) {
+		h["Age"] = ageValues[age]
+	} else {
+		h.Set("Age", strconv.Itoa(max(0, age)))
+	}
+	if etagMatch(r.Header.Get("If-None-Match"), sn.etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	body := s.quoteJSON(ev)
-	h.Set("Content-Length", strconv.Itoa(len(body)+1))
-	writeJSON(w, http.StatusOK, append(body[:len(body):len(body)], '\n'))
+	h["Content-Type"] = hdrJSON
+	h["Content-Length"] = sn.length
+	w.WriteHeader(http.StatusOK)
+	w.Write(sn.body)
 }
 
 // etagMatch implements If-None-Match's weak comparison.
@@ -95,7 +149,7 @@ func (s *Server) handleQuotes(w http.ResponseWriter, r *http.Request) {
 	b = append(b, `{"quotes":{`...)
 	n := 0
 	for _, sym := range syms {
-		ev, err := s.broker.Latest(sym)
+		ev, stale, err := s.broker.LatestStale(sym)
 		if errors.Is(err, relay.ErrNoData) {
 			continue
 		}
@@ -109,7 +163,7 @@ func (s *Server) handleQuotes(w http.ResponseWriter, r *http.Request) {
 		n++
 		b = strconv.AppendQuote(b, sym) // symbols are plain ASCII: Go and JSON quoting agree
 		b = append(b, ':')
-		b = append(b, s.quoteJSON(ev)...)
+		b = append(b, s.quoteJSON(ev, stale)...)
 	}
 	b = append(b, "}}\n"...)
 	w.Header().Set("Cache-Control", "no-cache")

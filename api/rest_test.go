@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wsrelay/wsrelay/relay"
 )
 
 type quoteBody struct {
@@ -327,5 +329,45 @@ func TestHealthReadyMetrics(t *testing.T) {
 	}
 	if resp, _ := get(t, f.url+"/healthz"); resp.StatusCode != 200 {
 		t.Fatal("healthz during shutdown")
+	}
+}
+
+// TestRESTStaleFlag: while the upstream is stale the snapshot says so
+// (and says so no longer once quotes flow again).
+func TestRESTStaleFlag(t *testing.T) {
+	f := newFixture(t, opts{rate: -1})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.feed.Push("A")
+		if st, _ := f.relay.Status("A"); st.Quotes > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no quote for A")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stale := func() bool {
+		_, body := get(t, f.url+"/v1/quotes/A")
+		var q quoteBody
+		if err := json.Unmarshal(body, &q); err != nil {
+			t.Fatalf("%s", body)
+		}
+		return q.Stale
+	}
+	if stale() {
+		t.Fatal("fresh quote marked stale")
+	}
+	f.broker.PublishStatus("A", relay.StateStale, "no quote for 30s", time.Now())
+	if !stale() {
+		t.Fatal("stale upstream not reflected")
+	}
+	_, body := get(t, f.url+"/v1/quotes?symbols=A")
+	if !strings.Contains(string(body), `"stale":true`) {
+		t.Fatalf("multi-quote snapshot: %s", body)
+	}
+	f.broker.PublishStatus("A", relay.StateLive, "quotes flowing", time.Now())
+	if stale() {
+		t.Fatal("still stale after live")
 	}
 }

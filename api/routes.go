@@ -64,6 +64,8 @@ type Server struct {
 	streamMu     sync.Mutex     // orders streams.Add against Shutdown
 	streams      sync.WaitGroup // hijacked streams
 	sweeper      *sweeper
+	snapMu       sync.RWMutex
+	snaps        map[string]*snapshot // latest snapshot per symbol
 
 	handler http.Handler
 }
@@ -80,7 +82,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		broker: cfg.Broker, ups: cfg.Upstreams, adminToken: cfg.AdminToken, cors: c,
 		sse: cfg.SSE.withDefaults(), web: cfg.Web, openapi: cfg.OpenAPI, log: cfg.Logger,
-		perIP: map[string]int{},
+		perIP: map[string]int{}, snaps: map[string]*snapshot{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -69,6 +69,7 @@ type topic struct {
 	size     int
 	evicted  uint64 // N of the newest quote dropped from the ring
 	createdN uint64 // broker's n when the topic was created
+	stale    bool   // the last status event said "stale"
 	subs     []*Subscription
 }
 
@@ -210,6 +211,7 @@ func (b *Broker) PublishStatus(symbol string, state State, reason string, at tim
 	if !ok || b.closed {
 		return
 	}
+	t.stale = state == StateStale
 	ev := b.statusEvent(symbol, state, reason, at)
 	for _, s := range t.subs {
 		s.push(ev)
@@ -256,6 +258,21 @@ func (b *Broker) Latest(symbol string) (*Event, error) {
 		return ev, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrNoData, symbol)
+}
+
+// LatestStale returns the newest quote of symbol and whether the symbol's
+// upstream is stale now (as the last status event said).
+func (b *Broker) LatestStale(symbol string) (*Event, bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t, ok := b.topics[symbol]
+	if !ok {
+		return nil, false, fmt.Errorf("%w: %q", ErrUnknownSymbol, symbol)
+	}
+	if ev := t.latest(); ev != nil {
+		return ev, t.stale, nil
+	}
+	return nil, false, fmt.Errorf("%w: %q", ErrNoData, symbol)
 }
 
 func (t *topic) latest() *Event {

@@ -66,6 +66,11 @@ type FrameRules struct {
 
 	buf bytes.Buffer
 	inf bytes.Buffer
+	src bytes.Reader
+	// Inflaters are kept and reset: a fresh one costs ~40 KB per frame.
+	gz *gzip.Reader
+	zl io.ReadCloser
+	fl io.ReadCloser
 }
 
 // FrameConfig configures NewFrameRules.
@@ -182,21 +187,39 @@ func looksJSON(p []byte) bool {
 func (r *FrameRules) inflate(p []byte) ([]byte, error) {
 	var rd io.Reader
 	var err error
-	src := bytes.NewReader(p)
+	r.src.Reset(p)
+	src := &r.src
 	switch {
 	case len(p) >= 2 && p[0] == 0x1f && p[1] == 0x8b:
-		var g *gzip.Reader
-		if g, err = gzip.NewReader(src); err != nil {
+		if r.gz == nil {
+			r.gz, err = gzip.NewReader(src)
+		} else {
+			err = r.gz.Reset(src)
+		}
+		if err != nil {
+			r.gz = nil
 			return nil, fmt.Errorf("gzip: %w", err)
 		}
-		g.Multistream(false)
-		rd = g
+		r.gz.Multistream(false)
+		rd = r.gz
 	case len(p) >= 2 && p[0]&0x0f == 8 && (uint16(p[0])<<8|uint16(p[1]))%31 == 0:
-		if rd, err = zlib.NewReader(src); err != nil {
+		if r.zl == nil {
+			r.zl, err = zlib.NewReader(src)
+		} else {
+			err = r.zl.(zlib.Resetter).Reset(src, nil)
+		}
+		if err != nil {
+			r.zl = nil
 			return nil, fmt.Errorf("zlib: %w", err)
 		}
+		rd = r.zl
 	default:
-		rd = flate.NewReader(src)
+		if r.fl == nil {
+			r.fl = flate.NewReader(src)
+		} else if err := r.fl.(flate.Resetter).Reset(src, nil); err != nil {
+			return nil, fmt.Errorf("deflate: %w", err)
+		}
+		rd = r.fl
 	}
 	r.inf.Reset()
 	n, err := r.inf.ReadFrom(io.LimitReader(rd, r.maxSize+1))

@@ -71,7 +71,6 @@ func dialSSE(ctx context.Context, addr, path string) (net.Conn, *bufio.Reader, e
 	return conn, body, nil
 }
 
-
 var (
 	seqKey  = []byte(`"seq":`)
 	sentKey = []byte(`"sent_ns":`)

@@ -95,16 +95,16 @@ func runStep(ctx context.Context, o options, st step, feed *simfeed.Feed, addr s
 	res := stepResult{Clients: st.clients, Rate: st.rate, P99Bound: ms(st.p99)}
 	var lat sharded
 	clients := make([]*sseClient, st.clients)
-	var wg sync.WaitGroup
+	var readers, dials sync.WaitGroup
 	sem := make(chan struct{}, 128)
 	var mu sync.Mutex
 	var dialErr error
 	path := "/v1/stream?symbols=" + o.symbol + "&snapshot=false"
 	for i := range clients {
 		sem <- struct{}{}
-		wg.Add(1)
+		dials.Add(1)
 		go func() {
-			defer wg.Done()
+			defer dials.Done()
 			cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 			conn, body, err := dialSSE(cctx, addr, path)
 			cancel()
@@ -116,18 +116,15 @@ func runStep(ctx context.Context, o options, st step, feed *simfeed.Feed, addr s
 				return
 			}
 			c := &sseClient{id: i, conn: conn}
-			clients[i] = c
-			wg.Add(1)
+			clients[i] = c // each goroutine writes its own slot; read after dials.Wait
+			readers.Add(1)
 			go func() {
-				defer wg.Done()
+				defer readers.Done()
 				c.read(body, &lat)
 			}()
 		}()
 	}
-	// Wait until every dial finished (readers keep running).
-	for len(sem) > 0 {
-		time.Sleep(10 * time.Millisecond)
-	}
+	dials.Wait()
 	time.Sleep(200 * time.Millisecond)
 	for _, c := range clients {
 		if c != nil {
@@ -156,6 +153,7 @@ func runStep(ctx context.Context, o options, st step, feed *simfeed.Feed, addr s
 	tick.Stop()
 	feed.SetRate(0)
 	elapsed := time.Since(start)
+	time.Sleep(100 * time.Millisecond) // a frame already being written still counts
 	s1 := feed.Sent()
 	time.Sleep(o.settle)
 	p1 := readProc(pid)
@@ -215,7 +213,7 @@ func runStep(ctx context.Context, o options, st step, feed *simfeed.Feed, addr s
 			c.conn.Close()
 		}
 	}
-	wg.Wait()
+	readers.Wait()
 	waitNoStreams(addr, 30*time.Second) // the next step starts from zero streams
 	return res
 }

@@ -2,12 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,15 +59,11 @@ func restLoad(ctx context.Context, o options, addr string, pid int, stdout io.Wr
 				t0 := time.Now()
 				conn.SetDeadline(t0.Add(5 * time.Second))
 				_, err := conn.Write(req)
-				var resp *http.Response
+				status := 0
 				if err == nil {
-					resp, err = http.ReadResponse(br, nil)
+					status, err = readResponse(br)
 				}
-				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-				if err != nil || resp.StatusCode != 200 {
+				if err != nil || status != 200 {
 					errs.Add(1)
 					conn.Close()
 					conn = nil
@@ -106,4 +103,40 @@ func restLoad(ctx context.Context, o options, addr string, pid int, stdout io.Wr
 		return &failedError{steps: 1}
 	}
 	return nil
+}
+
+// readResponse reads one HTTP/1.1 response with a Content-Length body and
+// returns its status, allocating nothing in the common case.
+func readResponse(br *bufio.Reader) (int, error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return 0, err
+	}
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
+		return 0, fmt.Errorf("bad status line %q", line)
+	}
+	status := int(line[9]-'0')*100 + int(line[10]-'0')*10 + int(line[11]-'0')
+	length := -1
+	for {
+		h, err := br.ReadSlice('\n')
+		if err != nil {
+			return 0, err
+		}
+		if len(h) <= 2 {
+			break
+		}
+		if len(h) > 16 && (h[0] == 'C' || h[0] == 'c') && bytes.EqualFold(h[:15], []byte("Content-Length:")) {
+			length = 0
+			for _, c := range bytes.TrimSpace(h[15:]) {
+				length = length*10 + int(c-'0')
+			}
+		}
+	}
+	if length < 0 {
+		return 0, errors.New("response without Content-Length")
+	}
+	if _, err := br.Discard(length); err != nil {
+		return 0, err
+	}
+	return status, nil
 }

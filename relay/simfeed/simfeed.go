@@ -233,6 +233,9 @@ func (f *Feed) push(ctx context.Context, c *conn, sym string) {
 			start, k = time.Now(), 0
 			continue
 		}
+		if f.Rate() != rate {
+			continue // changed while waiting: restart the schedule first
+		}
 		k++
 		f.waitStall(ctx)
 		if f.isPaused() || ctx.Err() != nil {

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmoke builds the wsrelay binary, starts it as a separate process
+// against the tool's feed, and runs one 2-second step with a handful of
+// clients: every quote must arrive, once and in order.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the relay binary")
+	}
+	bin := filepath.Join(t.TempDir(), "wsrelay")
+	build := exec.Command("go", "build", "-o", bin, "../wsrelay")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, errOut strings.Builder
+	err := run(ctx, []string{"-relay-bin", bin, "-steps", "5:50:1s", "-duration", "2s", "-settle", "500ms", "-json"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("run: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	var res stepResult
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out.String())), &res); err != nil {
+		t.Fatalf("output %q: %v", out.String(), err)
+	}
+	if !res.Pass || res.Connected != 5 || res.Published < 90 || res.Delivered != 5*res.Published || res.Lost != 0 {
+		t.Fatalf("smoke step: %+v", res)
+	}
+	t.Logf("smoke: %d published, %d delivered, p99 %.2f ms", res.Published, res.Delivered, res.P99ms)
+
+	// The REST mode, briefly.
+	out.Reset()
+	if err := run(ctx, []string{"-relay-bin", bin, "-mode", "rest", "-concurrency", "4", "-duration", "1s", "-rest-p99", "1s", "-json"}, &out, &errOut); err != nil {
+		t.Fatalf("rest: %v\n%s", err, errOut.String())
+	}
+	var rr restResult
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out.String())), &rr); err != nil || rr.Requests == 0 || rr.Errors != 0 {
+		t.Fatalf("rest: %s", out.String())
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"-relay-bin", "x", "-target", "http://127.0.0.1:1"},
+		{"-target", "http://example.com:8080"},
+		{"-relay-bin", "x", "-steps", "10"},
+		{"-relay-bin", "x", "-steps", "0:10:1s"},
+		{"-relay-bin", "x", "-size", "5"},
+	} {
+		if err := run(context.Background(), args, &strings.Builder{}, &strings.Builder{}); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}
+
+func TestHistogram(t *testing.T) {
+	var h sharded
+	for i := 1; i <= 1000; i++ {
+		h.add(i, int64(i)*int64(time.Microsecond))
+	}
+	n, q, mx := h.summary(0.5, 0.99)
+	within := func(got, want time.Duration) bool { return got >= want*97/100 && got <= want*103/100 }
+	if n != 1000 || !within(q[0], 500*time.Microsecond) || !within(q[1], 990*time.Microsecond) || !within(mx, time.Millisecond) {
+		t.Fatalf("n %d p50 %s p99 %s max %s", n, q[0], q[1], mx)
+	}
+}
