@@ -25,6 +25,7 @@ type fixture struct {
 	feedSrv *httptest.Server
 	broker  *relay.Broker
 	relay   *relay.Relay
+	proxy   *faultnet.Proxy
 	api     *Server
 	srv     *httptest.Server
 	ln      *faultnet.Listener // cuts streams from the server side
@@ -32,7 +33,9 @@ type fixture struct {
 }
 
 type opts struct {
-	smallSendBuffers bool // 16 KiB kernel send buffer per accepted connection
+	proxy            bool                       // route the relay through a faultnet.Proxy
+	upstream         func(*relay.UpstreamConfig) // tweak the upstream
+	smallSendBuffers bool                       // 16 KiB kernel send buffer per accepted connection
 	rate             float64
 	history          int
 	syms             []string
@@ -58,13 +61,24 @@ func newFixture(t testing.TB, o opts) *fixture {
 	for _, s := range o.syms {
 		syms = append(syms, relay.Symbol{Name: s})
 	}
-	f.relay, err = relay.New(relay.Config{Upstreams: []relay.UpstreamConfig{{
-		Name: "sim", URL: "ws" + strings.TrimPrefix(f.feedSrv.URL, "http"),
+	upURL := "ws" + strings.TrimPrefix(f.feedSrv.URL, "http")
+	if o.proxy {
+		if f.proxy, err = faultnet.NewProxy(f.feedSrv.Listener.Addr().String()); err != nil {
+			t.Fatal(err)
+		}
+		upURL = "ws://" + f.proxy.Addr() + "/"
+	}
+	uc := relay.UpstreamConfig{
+		Name: "sim", URL: upURL,
 		Subscribe:   `{"action":"subscribe","args":["QuoteBin5m:{symbol}"]}`,
 		Unsubscribe: `{"action":"unsubscribe","args":["QuoteBin5m:{symbol}"]}`,
 		Accept:      "/data", Symbols: syms,
 		Backoff: relay.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
-	}}}, f.broker)
+	}
+	if o.upstream != nil {
+		o.upstream(&uc)
+	}
+	f.relay, err = relay.New(relay.Config{Upstreams: []relay.UpstreamConfig{uc}}, f.broker)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +109,9 @@ func (f *fixture) close() {
 	f.srv.Close()
 	f.relay.Close()
 	f.broker.Close()
+	if f.proxy != nil {
+		f.proxy.Close()
+	}
 	f.feed.Close()
 	f.feedSrv.Close()
 }

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -166,4 +167,65 @@ func (u UpstreamConfig) frameConfig() FrameConfig {
 		PongMatch: u.PongMatch, PongReply: u.PongReply,
 		Decompress: u.Decompress, MaxSize: u.ReadLimit,
 	}
+}
+
+// RedactURL hides what a URL may carry as secrets (user info, query
+// values) so that it can be logged: wss://u:p@h/ws?token=x becomes
+// wss://REDACTED@h/ws?token=REDACTED.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"REDACTED"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// redactErr replaces every form of the upstream URL in err's text (the
+// WebSocket library quotes it, sometimes as http(s)://).
+func redactErr(err error, raw string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	red := RedactURL(raw)
+	forms := []string{raw}
+	if rest, ok := strings.CutPrefix(raw, "ws"); ok {
+		forms = append(forms, "http"+rest)
+	}
+	changed := false
+	for _, f := range forms {
+		if strings.Contains(msg, f) {
+			msg = strings.ReplaceAll(msg, f, red)
+			changed = true
+		}
+	}
+	if u, perr := url.Parse(raw); perr == nil && (u.RawQuery != "" || u.User != nil) {
+		// Whatever the library printed, no query value or password leaks.
+		for _, vs := range u.Query() {
+			for _, v := range vs {
+				if v != "" && strings.Contains(msg, v) {
+					msg = strings.ReplaceAll(msg, v, "REDACTED")
+					changed = true
+				}
+			}
+		}
+		if p, ok := u.User.Password(); ok && p != "" {
+			msg = strings.ReplaceAll(msg, p, "REDACTED")
+			changed = true
+		}
+	}
+	if !changed {
+		return err
+	}
+	return errors.New(msg)
 }

@@ -170,7 +170,7 @@ func (c *symConn) session(prior int) (time.Time, error) {
 		if c.ctx.Err() != nil {
 			return time.Time{}, context.Cause(c.ctx)
 		}
-		return time.Time{}, fmt.Errorf("dial: %w", err)
+		return time.Time{}, fmt.Errorf("dial %s: %w", RedactURL(cfg.URL), redactErr(err, cfg.URL))
 	}
 	connectedAt := time.Now()
 	if prior > 0 {
