@@ -33,9 +33,9 @@ type fixture struct {
 }
 
 type opts struct {
-	proxy            bool                       // route the relay through a faultnet.Proxy
+	proxy            bool                        // route the relay through a faultnet.Proxy
 	upstream         func(*relay.UpstreamConfig) // tweak the upstream
-	smallSendBuffers bool                       // 16 KiB kernel send buffer per accepted connection
+	smallSendBuffers bool                        // 16 KiB kernel send buffer per accepted connection
 	rate             float64
 	history          int
 	syms             []string
