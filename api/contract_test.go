@@ -49,7 +49,10 @@ type call struct {
 // SSE event's data, against openapi.yaml.
 func TestContract(t *testing.T) {
 	doc, router := loadSpec(t)
-	f := newFixture(t, opts{edit: func(c *Config) { c.AdminToken = "tok" }})
+	f := newFixture(t, opts{edit: func(c *Config) {
+		c.AdminToken = "tok"
+		c.RateLimit = RateLimit{Requests: 1000, Window: time.Minute}
+	}})
 	f.waitQuotes(t, 3)
 	latest, _ := f.broker.Latest("A")
 	admin := map[string]string{"Authorization": "Bearer tok"}
@@ -82,10 +85,13 @@ func TestContract(t *testing.T) {
 		{method: "GET", path: "/readyz", status: 200},
 		{method: "GET", path: "/metrics", status: 200},
 		{method: "GET", path: "/openapi.yaml", status: 200},
+		{method: "GET", path: "/healthz?q=" + strings.Repeat("x", 5000), status: 414},
 	}
+
 	events := map[string]int{}
-	for _, c := range calls {
+	check := func(c call) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, c.method, f.url+c.path, strings.NewReader(c.body))
 		for k, v := range c.hdr {
 			req.Header.Set(k, v)
@@ -129,15 +135,14 @@ func TestContract(t *testing.T) {
 			body, _ = io.ReadAll(resp.Body)
 		}
 		resp.Body.Close()
-		cancel()
 		if resp.StatusCode != c.status {
 			t.Errorf("%s %s: status %d, want %d: %s", c.method, c.path, resp.StatusCode, c.status, body)
-			continue
+			return
 		}
 		route, params, err := router.FindRoute(req)
 		if err != nil {
 			t.Errorf("%s %s: no route in openapi.yaml: %v", c.method, c.path, err)
-			continue
+			return
 		}
 		in := &openapi3filter.ResponseValidationInput{
 			RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
@@ -150,6 +155,20 @@ func TestContract(t *testing.T) {
 			t.Errorf("%s %s: response drifts from openapi.yaml: %v", c.method, c.path, err)
 		}
 	}
+	for _, c := range calls {
+		check(c)
+	}
+	// Use up the REST budget, then check the documented 429.
+	for range 1000 {
+		resp, err := http.Get(f.url + "/v1/symbols")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	check(call{method: "GET", path: "/v1/quotes/A", status: 429})
+
 	for _, e := range []string{"quote", "status", "reset"} {
 		if events[e] == 0 {
 			t.Errorf("no %s event was checked", e)

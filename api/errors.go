@@ -23,6 +23,7 @@ const (
 	CodeSymbolConflict   = "symbol_conflict"
 	CodeTooManyClients   = "too_many_clients"
 	CodeRateLimited      = "rate_limited"
+	CodeURITooLong       = "uri_too_long"
 	CodeNotFound         = "not_found"
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeNotReady         = "not_ready"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/go-chi/httprate"
 )
 
 // instrument counts requests by route pattern, method and status; timed
@@ -111,4 +112,32 @@ func (c *cors) handler(next http.Handler) http.Handler {
 func CheckCORSOrigins(origins []string) error {
 	_, err := newCORS(origins)
 	return err
+}
+
+// limitQuery answers 414 for query strings past MaxQueryLength.
+func limitQuery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.URL.RawQuery) > MaxQueryLength {
+			writeErrorBody(w, errorf(http.StatusRequestURITooLong, CodeURITooLong,
+				fmt.Sprintf("query: %d bytes, at most %d", len(r.URL.RawQuery), MaxQueryLength)))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitREST rate-limits REST requests by the connection's peer address
+// (forwarded headers are not trusted) and answers 429 with Retry-After.
+func (s *Server) limitREST() func(http.Handler) http.Handler {
+	rl := s.rateLimit
+	retry := max(1, int(rl.Window.Round(time.Second)/time.Second))
+	return httprate.LimitBy(rl.Requests, rl.Window,
+		func(r *http.Request) (string, error) { return clientIP(r), nil },
+		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
+			if w.Header().Get("Retry-After") == "" {
+				w.Header().Set("Retry-After", strconv.Itoa(retry))
+			}
+			writeErrorBody(w, errorf(http.StatusTooManyRequests, CodeRateLimited,
+				fmt.Sprintf("more than %d requests per %s from this address", rl.Requests, rl.Window)))
+		}))
 }

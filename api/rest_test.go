@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -369,5 +370,36 @@ func TestRESTStaleFlag(t *testing.T) {
 	f.broker.PublishStatus("A", relay.StateLive, "quotes flowing", time.Now())
 	if stale() {
 		t.Fatal("still stale after live")
+	}
+}
+
+func TestRESTRateLimitAndQueryLength(t *testing.T) {
+	f := newFixture(t, opts{edit: func(c *Config) { c.RateLimit = RateLimit{Requests: 5, Window: time.Minute} }})
+	f.waitQuotes(t, 1)
+	var last *http.Response
+	var body []byte
+	for range 6 {
+		last, body = get(t, f.url+"/v1/quotes/A")
+	}
+	var e errBody
+	json.Unmarshal(body, &e)
+	if last.StatusCode != 429 || e.Error.Code != CodeRateLimited || last.Header.Get("Retry-After") == "" {
+		t.Fatalf("6th request: %d %s %v", last.StatusCode, body, last.Header)
+	}
+	// Streams and health probes are not rate-limited.
+	if resp, _ := get(t, f.url+"/healthz"); resp.StatusCode != 200 {
+		t.Fatalf("healthz limited: %d", resp.StatusCode)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	openSSE(t, ctx, f.url+"/v1/stream?symbols=A").Close()
+	// An over-long query string.
+	resp, body := get(t, f.url+"/healthz?x="+strings.Repeat("a", MaxQueryLength))
+	json.Unmarshal(body, &e)
+	if resp.StatusCode != 414 || e.Error.Code != CodeURITooLong || !strings.Contains(e.Error.Message, "query") {
+		t.Fatalf("long query: %d %s", resp.StatusCode, body)
+	}
+	if _, err := New(Config{Broker: f.broker, Upstreams: f.relay, RateLimit: RateLimit{Requests: 5}}); err == nil {
+		t.Fatal("rate limit without a window accepted")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -35,12 +36,24 @@ type Config struct {
 	// CORSOrigins are the allowed origins of REST and SSE ("*" = any).
 	CORSOrigins []string
 	SSE         SSEConfig
+	// RateLimit bounds REST requests per client address (streams and
+	// health endpoints are exempt); zero Requests disables it.
+	RateLimit RateLimit
 	// Web is mounted at / (the live quote board); nil serves 404 there.
 	Web http.Handler
 	// OpenAPI is served at /openapi.yaml.
 	OpenAPI []byte
 	Logger  *slog.Logger
 }
+
+// RateLimit is Requests per Window per client address.
+type RateLimit struct {
+	Requests int
+	Window   time.Duration
+}
+
+// MaxQueryLength bounds a request's query string; longer is 414.
+const MaxQueryLength = 4096
 
 // Server is wsrelay's HTTP API. Handler is safe for concurrent use;
 // Shutdown ends every stream and is idempotent.
@@ -51,6 +64,7 @@ type Server struct {
 	cors       *cors
 	sse        SSEConfig
 	web        http.Handler
+	rateLimit  RateLimit
 	openapi    []byte
 	log        *slog.Logger
 	metrics    *metrics
@@ -79,9 +93,12 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.RateLimit.Requests < 0 || (cfg.RateLimit.Requests > 0 && cfg.RateLimit.Window <= 0) {
+		return nil, errors.New("rate_limit: requests must not be negative and window must be positive")
+	}
 	s := &Server{
 		broker: cfg.Broker, ups: cfg.Upstreams, adminToken: cfg.AdminToken, cors: c,
-		sse: cfg.SSE.withDefaults(), web: cfg.Web, openapi: cfg.OpenAPI, log: cfg.Logger,
+		sse: cfg.SSE.withDefaults(), web: cfg.Web, rateLimit: cfg.RateLimit, openapi: cfg.OpenAPI, log: cfg.Logger,
 		perIP: map[string]int{}, snaps: map[string]*snapshot{},
 	}
 	if s.log == nil {
@@ -120,7 +137,7 @@ func (s *Server) Shutdown() {
 // routes is the whole HTTP surface.
 func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer, s.cors.handler)
+	r.Use(middleware.Recoverer, limitQuery, s.cors.handler)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeErrorBody(w, errorf(http.StatusNotFound, CodeNotFound, fmt.Sprintf("no route for %s", trunc(r.URL.Path, 120))))
 	})
@@ -137,12 +154,17 @@ func (s *Server) routes() http.Handler {
 
 	r.Group(func(r chi.Router) {
 		r.Use(s.instrument(true))
-		r.Get("/v1/symbols", s.handleSymbols)
-		r.Get("/v1/quotes", s.handleQuotes)
-		r.Get("/v1/quotes/{symbol}", s.handleQuote)
-		r.Get("/v1/quotes/{symbol}/history", s.handleHistory)
-		r.With(s.requireAdmin).Put("/v1/symbols/{symbol}", s.handlePutSymbol)
-		r.With(s.requireAdmin).Delete("/v1/symbols/{symbol}", s.handleDeleteSymbol)
+		r.Group(func(r chi.Router) {
+			if s.rateLimit.Requests > 0 {
+				r.Use(s.limitREST())
+			}
+			r.Get("/v1/symbols", s.handleSymbols)
+			r.Get("/v1/quotes", s.handleQuotes)
+			r.Get("/v1/quotes/{symbol}", s.handleQuote)
+			r.Get("/v1/quotes/{symbol}/history", s.handleHistory)
+			r.With(s.requireAdmin).Put("/v1/symbols/{symbol}", s.handlePutSymbol)
+			r.With(s.requireAdmin).Delete("/v1/symbols/{symbol}", s.handleDeleteSymbol)
+		})
 		r.Get("/healthz", s.handleHealthz)
 		r.Get("/readyz", s.handleReadyz)
 		r.Get("/openapi.yaml", s.handleOpenAPI)

@@ -38,6 +38,8 @@ type fileConfig struct {
 	LogLevel       string           `yaml:"log_level"`
 	LogFormat      string           `yaml:"log_format"`
 	SSE            sseConfig        `yaml:"sse"`
+	HTTP           httpConfig       `yaml:"http"`
+	RateLimit      rateLimitConfig  `yaml:"rate_limit"`
 	Upstreams      []upstreamConfig `yaml:"upstreams"`
 }
 
@@ -48,6 +50,17 @@ type sseConfig struct {
 	MaxClients   *int   `yaml:"max_clients"`
 	MaxPerIP     *int   `yaml:"max_clients_per_ip"`
 	WriteTimeout string `yaml:"write_timeout"`
+}
+
+type httpConfig struct {
+	ReadHeaderTimeout string `yaml:"read_header_timeout"`
+	IdleTimeout       string `yaml:"idle_timeout"`
+	MaxHeaderBytes    string `yaml:"max_header_bytes"`
+}
+
+type rateLimitConfig struct {
+	Requests *int   `yaml:"requests"`
+	Window   string `yaml:"window"`
 }
 
 type upstreamConfig struct {
@@ -259,6 +272,16 @@ type settings struct {
 	upstreams   []relay.UpstreamConfig
 	demo        bool
 	debugListen string
+	http        httpSettings
+	rateLimit   api.RateLimit
+}
+
+// httpSettings are the HTTP server's protections (no WriteTimeout: it
+// would cut streams, which have per-write deadlines).
+type httpSettings struct {
+	readHeaderTimeout time.Duration
+	idleTimeout       time.Duration
+	maxHeaderBytes    int
 }
 
 // The seed protocol of the simulated exchange (and of the demo).
@@ -340,6 +363,26 @@ func resolve(c *fileConfig, ov overrides) (*settings, error) {
 		return nil, err
 	}
 	if s.sse.MaxPerIP, err = intIn("sse.max_clients_per_ip", c.SSE.MaxPerIP, 0, 0, 1<<20); err != nil {
+		return nil, err
+	}
+	if s.http.readHeaderTimeout, err = parseDuration("http.read_header_timeout", c.HTTP.ReadHeaderTimeout, 10*time.Second); err != nil {
+		return nil, err
+	}
+	if s.http.idleTimeout, err = parseDuration("http.idle_timeout", c.HTTP.IdleTimeout, 120*time.Second); err != nil {
+		return nil, err
+	}
+	mhb, err := parseSize("http.max_header_bytes", c.HTTP.MaxHeaderBytes, 16<<10)
+	if err != nil {
+		return nil, err
+	}
+	if mhb < 1<<10 || mhb > 1<<20 {
+		return nil, usagef("http.max_header_bytes: must be between 1KiB and 1MiB")
+	}
+	s.http.maxHeaderBytes = int(mhb)
+	if s.rateLimit.Requests, err = intIn("rate_limit.requests", c.RateLimit.Requests, 0, 0, 1<<30); err != nil {
+		return nil, err
+	}
+	if s.rateLimit.Window, err = parseDuration("rate_limit.window", c.RateLimit.Window, time.Second); err != nil {
 		return nil, err
 	}
 	if err := api.CheckCORSOrigins(s.corsOrigins); err != nil {

@@ -372,3 +372,62 @@ func TestRuntimeFailureExits1(t *testing.T) {
 		t.Fatalf("port taken: %v", err)
 	}
 }
+
+// TestSlowlorisAndLimits: a client that never finishes its headers is
+// closed by http.read_header_timeout; oversized headers get 431; the
+// admin token and upstream cookies never reach the logs.
+func TestSlowlorisAndLimits(t *testing.T) {
+	cfg := writeConfig(t, `
+admin_token: "an-admin-token-0123456789"
+http: {read_header_timeout: 300ms, max_header_bytes: 4KiB}
+upstreams:
+  - name: sim
+    url: ws://127.0.0.1:1/?apikey=upstream-secret
+    headers: {Cookie: "session=cookie-secret"}
+    subscribe: '{"action":"subscribe","args":["QuoteBin5m:{symbol}"]}'
+    symbols: [A]
+    backoff: {min: 10ms, max: 50ms}
+`)
+	ctx, cancel := context.WithCancel(context.Background())
+	p := startRelay(t, ctx, "-config", cfg, "-log-level", "debug")
+	defer func() { cancel(); <-p.done }()
+
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n") // and never the blank line
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	io.Copy(io.Discard, c)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("slowloris connection held for %s", took)
+	}
+
+	req, _ := http.NewRequest("GET", "http://"+p.addr+"/healthz", nil)
+	req.Header.Set("X-Big", strings.Repeat("x", 8<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("8 KiB header: %d", resp.StatusCode)
+	}
+	// Admin with the token works; the logs never show secrets.
+	req, _ = http.NewRequest("PUT", "http://"+p.addr+"/v1/symbols/B", nil)
+	req.Header.Set("Authorization", "Bearer an-admin-token-0123456789")
+	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != 201 {
+		t.Fatalf("admin add: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	waitFor(t, "dial errors in the logs", 5*time.Second, func() bool { return strings.Contains(p.logs.String(), "reconnecting") })
+	_, body := httpGet(t, "http://"+p.addr+"/v1/symbols")
+	for _, secret := range []string{"an-admin-token-0123456789", "upstream-secret", "cookie-secret"} {
+		if strings.Contains(p.logs.String(), secret) || strings.Contains(string(body), secret) {
+			t.Fatalf("%q leaked into the logs or /v1/symbols", secret)
+		}
+	}
+	http.DefaultClient.CloseIdleConnections()
+}

@@ -120,16 +120,16 @@ func runServer(ctx context.Context, st *settings, log *slog.Logger) error {
 	defer rl.Close()
 	apiSrv, err := api.New(api.Config{
 		Broker: broker, Upstreams: rl, AdminToken: st.adminToken, CORSOrigins: st.corsOrigins,
-		SSE: st.sse, Web: web.Handler(), OpenAPI: wsrelay.OpenAPI, Logger: log,
+		SSE: st.sse, RateLimit: st.rateLimit, Web: web.Handler(), OpenAPI: wsrelay.OpenAPI, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
 	httpSrv := &http.Server{
 		Handler:           apiSrv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+		ReadHeaderTimeout: st.http.readHeaderTimeout, // slowloris
+		IdleTimeout:       st.http.idleTimeout,
+		MaxHeaderBytes:    st.http.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		// No WriteTimeout: it would cut SSE streams; they have per-write deadlines.
 	}
