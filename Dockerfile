@@ -7,6 +7,8 @@ ARG GO_IMAGE=golang:1.26-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
 
 FROM ${GO_IMAGE} AS build
+# A module proxy mirror can be passed the same way.
+ARG GOPROXY
 WORKDIR /src
 # Dependencies first: this layer stays cached until go.mod or go.sum change.
 COPY go.mod go.sum ./
