@@ -88,10 +88,19 @@ func ParseEventID(s string) (EventID, error) {
 	}
 	ep, err1 := strconv.ParseUint(s[:dash], 10, 63)
 	n, err2 := strconv.ParseUint(s[dash+1:], 10, 64)
-	if err1 != nil || err2 != nil || !digits(s[:dash]) || !digits(s[dash+1:]) {
+	if err1 != nil || err2 != nil || !canonical(s[:dash]) || !canonical(s[dash+1:]) {
 		return EventID{}, fmt.Errorf("%w: %q is not <epoch>-<n>", ErrInvalidID, truncate(s, 48))
 	}
 	return EventID{Epoch: int64(ep), N: n}, nil
+}
+
+// canonical reports whether s is a decimal number without sign or leading
+// zero, so that every ID has exactly one spelling.
+func canonical(s string) bool {
+	if len(s) > 1 && s[0] == '0' {
+		return false
+	}
+	return digits(s)
 }
 
 func digits(s string) bool {

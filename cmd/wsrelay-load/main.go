@@ -8,6 +8,7 @@
 //
 //	wsrelay-load -relay-bin ./wsrelay -steps 1000:400:30ms,5000:40:100ms,10000:10:100ms
 //	wsrelay-load -relay-bin ./wsrelay -mode rest -concurrency 64 -duration 10s
+//	wsrelay-load -relay-bin ./wsrelay -mode soak -duration 10m
 //
 // It talks to loopback addresses only.
 package main
@@ -32,6 +33,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/wsrelay/wsrelay/relay/faultnet"
 	"github.com/wsrelay/wsrelay/relay/simfeed"
 )
 
@@ -107,7 +109,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var o options
 	var steps string
-	fs.StringVar(&o.mode, "mode", "fanout", "fanout (SSE rate ladder) or rest (GET /v1/quotes/{symbol})")
+	fs.StringVar(&o.mode, "mode", "fanout", "fanout (SSE rate ladder), rest (GET /v1/quotes/{symbol}) or soak (long mixed run with faults)")
 	fs.StringVar(&o.relayBin, "relay-bin", "", "start this wsrelay binary against the tool's feed")
 	fs.StringVar(&o.target, "target", "", "or measure a running relay at this loopback URL (configured with -feed-addr as its upstream)")
 	fs.IntVar(&o.pid, "pid", 0, "with -target: the relay's pid, for CPU, RSS and syscall figures")
@@ -169,6 +171,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	go feedSrv.Serve(feedLn)
 	defer feedSrv.Close()
 	feedURL := "ws://" + feedLn.Addr().String() + "/"
+	var proxy *faultnet.Proxy
+	if o.mode == "soak" {
+		// Upstream faults are injected between the relay and the feed.
+		if proxy, err = faultnet.NewProxy(feedLn.Addr().String()); err != nil {
+			return err
+		}
+		defer proxy.Close()
+		feedURL = "ws://" + proxy.Addr() + "/"
+	}
 
 	symbols := []string{o.symbol}
 	if o.mode == "soak" {
@@ -204,8 +215,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "rest":
 		feed.SetRate(10)
 		return restLoad(ctx, o, base.Host, pid, stdout)
+	case "soak":
+		return soak(ctx, o, feed, proxy, base.Host, pid, symbols, stdout, stderr)
 	}
-	return fmt.Errorf("-mode: %q is not fanout or rest", o.mode)
+	return fmt.Errorf("-mode: %q is not fanout, rest or soak", o.mode)
 }
 
 func isLoopback(host string) bool {
@@ -278,6 +291,8 @@ upstreams:
     accept: /data
     symbols: [%s]
     stale_after: 1h
+    ping_interval: 2s
+    ping_timeout: 2s
     backoff: {min: 50ms, max: 1s}
 `, addr, maxClients, feedURL, strings.Join(quoted, ", "))
 	path := filepath.Join(dir, "relay.yaml")

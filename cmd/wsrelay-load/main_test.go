@@ -47,6 +47,22 @@ func TestSmoke(t *testing.T) {
 	if err := json.Unmarshal([]byte(strings.TrimSpace(out.String())), &rr); err != nil || rr.Requests == 0 || rr.Errors != 0 {
 		t.Fatalf("rest: %s", out.String())
 	}
+
+	// A short soak: churn, polling and at least one upstream fault, with
+	// every sequence complete.
+	out.Reset()
+	if err := run(ctx, []string{"-relay-bin", bin, "-mode", "soak", "-duration", "9s", "-sample", "3s", "-soak-clients", "30", "-soak-symbols", "3", "-json"}, &out, &errOut); err != nil {
+		t.Fatalf("soak: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var last struct {
+		Deliveries float64 `json:"deliveries_per_sec"`
+		Faults     int     `json:"faults"`
+		Polled     int     `json:"polled"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-2]), &last); err != nil || last.Faults < 1 || last.Polled == 0 || !strings.HasPrefix(lines[len(lines)-1], "PASS") {
+		t.Fatalf("soak output:\n%s", out.String())
+	}
 }
 
 func TestBadFlags(t *testing.T) {
