@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"encoding/json"
 	"net"
 	"net/http"
 	"sync"
@@ -101,46 +100,8 @@ func newBubble(t *testing.T, edit func(*UpstreamConfig)) *bubble {
 	return x
 }
 
-type stateAt struct {
-	State string
-	At    time.Time
-}
-
 func (x *bubble) statuses(t *testing.T) (func() []stateAt, func()) {
-	s, err := x.b.Subscribe([]string{"A"}, SubscribeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var out []stateAt
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		var batch []*Event
-		var err error
-		for {
-			if batch, err = s.Next(context.Background(), batch); err != nil {
-				return
-			}
-			for _, ev := range batch {
-				if ev.Kind == KindStatus {
-					var st stateAt
-					json.Unmarshal(ev.JSON, &st)
-					mu.Lock()
-					out = append(out, st)
-					mu.Unlock()
-				}
-			}
-		}
-	}()
-	return func() []stateAt {
-			mu.Lock()
-			defer mu.Unlock()
-			return append([]stateAt(nil), out...)
-		}, func() {
-			s.Close()
-			<-done
-		}
+	return watchStates(t, x.b, "A")
 }
 
 // TestBackoffScheduleSynctest: with the upstream refusing connections, each

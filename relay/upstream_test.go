@@ -126,41 +126,61 @@ func TestUpstreamSubscribeFrameAndHeaders(t *testing.T) {
 	}
 }
 
-// collectStatus records the status events of sym.
+// collectStatus records the status events of sym until the test ends.
 func collectStatus(t *testing.T, b *Broker, sym string) func() []string {
+	get, stop := watchStates(t, b, sym)
+	t.Cleanup(stop)
+	return func() []string {
+		var out []string
+		for _, s := range get() {
+			out = append(out, s.State)
+		}
+		return out
+	}
+}
+
+type stateAt struct {
+	State string
+	At    time.Time
+}
+
+// watchStates follows sym's status events; get returns them so far and
+// stop ends the watch.
+func watchStates(t *testing.T, b *Broker, sym string) (get func() []stateAt, stop func()) {
 	s, err := b.Subscribe([]string{sym}, SubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	var states []string
-	ctx, cancel := context.WithCancel(context.Background())
+	var out []stateAt
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		var batch []*Event
 		var err error
 		for {
-			if batch, err = s.Next(ctx, batch); err != nil {
+			if batch, err = s.Next(context.Background(), batch); err != nil {
 				return
 			}
 			for _, ev := range batch {
 				if ev.Kind == KindStatus {
-					var st struct{ State string }
+					var st stateAt
 					json.Unmarshal(ev.JSON, &st)
 					mu.Lock()
-					states = append(states, st.State)
+					out = append(out, st)
 					mu.Unlock()
 				}
 			}
 		}
 	}()
-	t.Cleanup(func() { cancel(); <-done; s.Close() })
-	return func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), states...)
-	}
+	return func() []stateAt {
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]stateAt(nil), out...)
+		}, func() {
+			s.Close()
+			<-done
+		}
 }
 
 func TestUpstreamDropReconnectResubscribe(t *testing.T) {
