@@ -78,6 +78,7 @@ type options struct {
 	soakRate    float64
 	sample      time.Duration
 	debugListen string
+	history     int
 }
 
 type step struct {
@@ -127,6 +128,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.soakClients, "soak-clients", 2000, "soak: SSE clients")
 	fs.IntVar(&o.soakSymbols, "soak-symbols", 20, "soak: symbols")
 	fs.Float64Var(&o.soakRate, "soak-rate", 10, "soak: quotes per second per symbol")
+	fs.IntVar(&o.history, "relay-history", 1024, "started relay: history per symbol")
 	fs.StringVar(&o.debugListen, "relay-pprof", "", "started relay: serve pprof on this loopback address")
 	fs.DurationVar(&o.sample, "sample", 10*time.Second, "soak: sampling interval")
 	if err := fs.Parse(args); err != nil {
@@ -279,7 +281,7 @@ func startRelay(ctx context.Context, o options, feedURL string, symbols []string
 		debug = fmt.Sprintf("debug_listen: %q\n", o.debugListen)
 	}
 	cfg := debug + fmt.Sprintf(`listen: %q
-history: 4096
+history: %d
 log_level: warn
 log_format: json
 sse: {queue: 4096, max_clients: %d, heartbeat: 15s, write_timeout: 10s}
@@ -294,7 +296,7 @@ upstreams:
     ping_interval: 2s
     ping_timeout: 2s
     backoff: {min: 50ms, max: 1s}
-`, addr, maxClients, feedURL, strings.Join(quoted, ", "))
+`, addr, o.history, maxClients, feedURL, strings.Join(quoted, ", "))
 	path := filepath.Join(dir, "relay.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err

@@ -232,8 +232,8 @@ func soak(ctx context.Context, o options, feed *simfeed.Feed, proxy *faultnet.Pr
 	}()
 
 	if !o.jsonOut {
-		fmt.Fprintf(stdout, "%-6s %-7s %-6s %-5s %-8s %-8s %-9s %-8s %-5s %-5s %-6s %-7s %s\n",
-			"t", "rssMiB", "gorout", "fds", "gcMaxMs", "clients", "deliv/s", "p99ms", "gaps", "dups", "resets", "faults", "polled(gaps)")
+		fmt.Fprintf(stdout, "%-6s %-7s %-8s %-6s %-5s %-8s %-8s %-9s %-8s %-5s %-5s %-6s %-7s %s\n",
+			"t", "rssMiB", "heapMiB", "gorout", "fds", "gcMaxMs", "clients", "deliv/s", "p99ms", "gaps", "dups", "resets", "faults", "polled(gaps)")
 	}
 	start := time.Now()
 	var lastDeliv int64
@@ -251,12 +251,13 @@ func soak(ctx context.Context, o options, feed *simfeed.Feed, proxy *faultnet.Pr
 		g, _ := metricValue("http://"+addr+"/metrics", "go_goroutines")
 		gc, _ := metricValue("http://"+addr+"/metrics", `go_gc_duration_seconds{quantile="1"}`)
 		conns, _ := metricValue("http://"+addr+"/metrics", "wsrelay_sse_clients")
+		heap, _ := metricValue("http://"+addr+"/metrics", "go_memstats_heap_inuse_bytes")
 		_, q, _ := lat.summary(0.99)
 		lat.reset()
 		rate := float64(deliv-lastDeliv) / o.sample.Seconds()
 		lastDeliv = deliv
 		row := map[string]any{
-			"t_s": int(time.Since(start).Seconds()), "rss_mib": float64(st.rssKiB) / 1024, "goroutines": g, "fds": countFDs(pid),
+			"t_s": int(time.Since(start).Seconds()), "rss_mib": float64(st.rssKiB) / 1024, "heap_inuse_mib": heap / (1 << 20), "goroutines": g, "fds": countFDs(pid),
 			"gc_max_ms": gc * 1000, "clients": conns, "deliveries_per_sec": rate, "p99_ms": ms(q[0]),
 			"gaps": gaps, "dups": dups, "resets": resets, "faults": faults.Load(), "polled": polled.Load(), "poll_gaps": pollGaps.Load(),
 		}
@@ -265,8 +266,8 @@ func soak(ctx context.Context, o options, feed *simfeed.Feed, proxy *faultnet.Pr
 			fmt.Fprintln(stdout, string(b))
 			return
 		}
-		fmt.Fprintf(stdout, "%-6d %-7.1f %-6.0f %-5d %-8.2f %-8.0f %-9.0f %-8.2f %-5d %-5d %-6d %-7d %d(%d)\n",
-			row["t_s"], row["rss_mib"], g, row["fds"], gc*1000, conns, rate, ms(q[0]), gaps, dups, resets, faults.Load(), polled.Load(), pollGaps.Load())
+		fmt.Fprintf(stdout, "%-6d %-7.1f %-8.1f %-6.0f %-5d %-8.2f %-8.0f %-9.0f %-8.2f %-5d %-5d %-6d %-7d %d(%d)\n",
+			row["t_s"], row["rss_mib"], heap/(1<<20), g, row["fds"], gc*1000, conns, rate, ms(q[0]), gaps, dups, resets, faults.Load(), polled.Load(), pollGaps.Load())
 	}
 	for {
 		select {
