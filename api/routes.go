@@ -84,7 +84,8 @@ type Server struct {
 	handler http.Handler
 }
 
-// New validates cfg and builds the server.
+// New validates cfg and builds the server. It starts the stream sweeper,
+// so Shutdown must be called to stop it.
 func New(cfg Config) (*Server, error) {
 	if cfg.Broker == nil || cfg.Upstreams == nil {
 		return nil, errors.New("api: Broker and Upstreams are required")
