@@ -3,7 +3,9 @@ package faultnet
 import (
 	"errors"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -170,11 +172,7 @@ func (p *Proxy) Close() error {
 func (p *Proxy) pairs() []*pair {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]*pair, 0, len(p.conns))
-	for c := range p.conns {
-		out = append(out, c)
-	}
-	return out
+	return slices.Collect(maps.Keys(p.conns))
 }
 
 func (p *Proxy) accept(ln net.Listener) {

@@ -2,7 +2,9 @@ package simfeed
 
 import (
 	"context"
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/coder/websocket"
@@ -85,11 +87,7 @@ func (f *Feed) SetStalled(s bool) {
 func (f *Feed) snapshot() []*conn {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]*conn, 0, len(f.conns))
-	for c := range f.conns {
-		out = append(out, c)
-	}
-	return out
+	return slices.Collect(maps.Keys(f.conns))
 }
 
 // targets returns connections subscribed to sym ("" = all).
