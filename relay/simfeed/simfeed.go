@@ -165,7 +165,7 @@ func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						f.push(sctx, c, sym)
+						f.push(sctx, ctx, c, sym)
 					}()
 				}
 				c.mu.Unlock()
@@ -192,11 +192,14 @@ func (f *Feed) writeJSON(ctx context.Context, c *conn, v any) {
 	_ = c.ws.Write(wctx, websocket.MessageText, b)
 }
 
-// push sends quotes of sym on c at the feed's rate until ctx ends. It
+// push sends quotes of sym on c at the feed's rate until ctx (the
+// subscription) ends. Writes run under connCtx: cancelling a write's
+// context in the middle of a frame closes the whole WebSocket, so an
+// unsubscribe must not do that. It
 // keeps an absolute schedule (frame k at start + k/rate), so a late frame is
 // caught up rather than the rate silently drifting; a stall of more than a
 // second restarts the schedule instead of bursting.
-func (f *Feed) push(ctx context.Context, c *conn, sym string) {
+func (f *Feed) push(ctx, connCtx context.Context, c *conn, sym string) {
 	buf := make([]byte, 0, 512)
 	var timer *time.Timer
 	defer func() {
@@ -242,7 +245,7 @@ func (f *Feed) push(ctx context.Context, c *conn, sym string) {
 			continue
 		}
 		buf = f.frame(buf[:0], c, sym)
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		wctx, cancel := context.WithTimeout(connCtx, 5*time.Second)
 		err := c.ws.Write(wctx, websocket.MessageText, buf)
 		cancel()
 		if err != nil {

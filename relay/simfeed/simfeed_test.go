@@ -33,10 +33,12 @@ func TestSeedProtocol(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	reads := 0
 	read := func() map[string]any {
 		_, b, err := c.Read(ctx)
+		reads++
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("read %d: %v (feed saw %v)", reads, err, f.CloseCodes())
 		}
 		var m map[string]any
 		if err := json.Unmarshal(b, &m); err != nil {
