@@ -213,8 +213,10 @@ func cutPrefix(line, p string) (string, bool) {
 // counted reason; 50 normal readers get every quote meanwhile.
 func TestSlowReadersOfEveryKind(t *testing.T) {
 	f := newFixture(t, opts{rate: 300, smallSendBuffers: true, edit: func(c *Config) {
-		c.SSE.WriteTimeout = 300 * time.Millisecond
-		c.SSE.Queue = 256
+		// Margins far above scheduling delays of the 50 healthy readers;
+		// the slow ones exceed them by design (bursts pause 3 s).
+		c.SSE.WriteTimeout = time.Second
+		c.SSE.Queue = 1024
 	}})
 	f.waitQuotes(t, 2)
 	addr := f.srv.Listener.Addr().String()
@@ -254,7 +256,7 @@ func TestSlowReadersOfEveryKind(t *testing.T) {
 			}
 			select {
 			case <-ctx.Done():
-			case <-time.After(2 * time.Second):
+			case <-time.After(3 * time.Second):
 			}
 		}
 	})

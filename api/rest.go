@@ -50,7 +50,7 @@ func (s *Server) snapshotOf(ev *relay.Event, stale bool) *snapshot {
 	if sn != nil && sn.ev == ev && sn.stale == stale {
 		return sn
 	}
-	body := s.quoteJSON(ev, stale)
+	body := quoteJSON(ev, stale)
 	b := make([]byte, 0, len(body)+1)
 	b = append(append(b, body...), '\n')
 	etag := `"` + ev.ID.String() + `"`
@@ -68,7 +68,7 @@ func (s *Server) snapshotOf(ev *relay.Event, stale bool) *snapshot {
 
 // quoteJSON returns the quote as served now: flagged stale while the
 // symbol's upstream is stale.
-func (s *Server) quoteJSON(ev *relay.Event, stale bool) []byte {
+func quoteJSON(ev *relay.Event, stale bool) []byte {
 	if stale {
 		return ev.StaleCopy()
 	}
@@ -163,7 +163,7 @@ func (s *Server) handleQuotes(w http.ResponseWriter, r *http.Request) {
 		n++
 		b = strconv.AppendQuote(b, sym) // symbols are plain ASCII: Go and JSON quoting agree
 		b = append(b, ':')
-		b = append(b, s.quoteJSON(ev, stale)...)
+		b = append(b, quoteJSON(ev, stale)...)
 	}
 	b = append(b, "}}\n"...)
 	w.Header().Set("Cache-Control", "no-cache")

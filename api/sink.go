@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -57,7 +56,7 @@ type responseSink struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration
-	ctx     context.Context
+	done    <-chan struct{} // the request's context ended
 }
 
 func (r *responseSink) write(b []byte) error {
@@ -74,4 +73,11 @@ func (r *responseSink) write(b []byte) error {
 }
 
 // alive: net/http cancels the request context when the client goes.
-func (r *responseSink) alive() bool { return r.ctx.Err() == nil }
+func (r *responseSink) alive() bool {
+	select {
+	case <-r.done:
+		return false
+	default:
+		return true
+	}
+}

@@ -229,7 +229,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, syms []string) {
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel) // server shutdown ends the stream
 	defer stop()
-	s.pump(ctx, &responseSink{w: w, rc: http.NewResponseController(w), timeout: s.sse.WriteTimeout, ctx: ctx}, sub, ip, first)
+	s.pump(ctx, &responseSink{w: w, rc: http.NewResponseController(w), timeout: s.sse.WriteTimeout, done: ctx.Done()}, sub, ip, first)
 }
 
 func (s *Server) retryField() []byte {

@@ -220,8 +220,10 @@ func TestSSEResetOnForeignID(t *testing.T) {
 // TestSSESlowClientIsolated: a client that never reads is cut off and the
 // 100 others get every quote.
 func TestSSESlowClientIsolated(t *testing.T) {
+	// The write timeout is far above any scheduling delay of a healthy
+	// reader on a loaded machine; the stalled client exceeds it anyway.
 	f := newFixture(t, opts{rate: 500, smallSendBuffers: true, edit: func(c *Config) {
-		c.SSE.WriteTimeout = 300 * time.Millisecond
+		c.SSE.WriteTimeout = 2 * time.Second
 	}})
 	f.waitQuotes(t, 1)
 	// The stalled client: sends its request and never reads a byte, with a

@@ -96,9 +96,6 @@ func New(cfg Config, b *Broker) (*Relay, error) {
 	return r, nil
 }
 
-// Broker returns the broker the relay publishes to.
-func (r *Relay) Broker() *Broker { return r.b }
-
 // Upstreams returns the configured upstream names in config order.
 func (r *Relay) Upstreams() []string { return append([]string(nil), r.upNames...) }
 

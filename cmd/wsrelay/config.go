@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -136,17 +137,12 @@ func parseConfig(b []byte) (*fileConfig, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
-		if errors.Is(err, errEOF()) {
+		if errors.Is(err, io.EOF) {
 			return &c, nil // an empty file is all defaults
 		}
 		return nil, usagef("config: %s", describeYAMLError(b, err))
 	}
 	return &c, nil
-}
-
-func errEOF() error {
-	var c fileConfig
-	return yaml.NewDecoder(bytes.NewReader(nil)).Decode(&c)
 }
 
 // settings is the validated configuration the server runs with.

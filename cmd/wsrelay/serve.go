@@ -100,10 +100,15 @@ func runServer(ctx context.Context, st *settings, log *slog.Logger) error {
 		}
 		feed = simfeed.New(simfeed.Config{Rate: 4})
 		feedSrv := &http.Server{Handler: feed, ReadHeaderTimeout: 5 * time.Second}
-		go feedSrv.Serve(feedLn)
+		feedDone := make(chan struct{})
+		go func() {
+			defer close(feedDone)
+			feedSrv.Serve(feedLn)
+		}()
 		defer func() {
 			feed.Close()
 			feedSrv.Close()
+			<-feedDone
 		}()
 		st.upstreams[0].URL = "ws://" + feedLn.Addr().String() + "/"
 	}
@@ -187,7 +192,11 @@ func serveDebug(addr string, log *slog.Logger) (func(), error) {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
 	log.Info("pprof listening", "addr", ln.Addr().String())
-	return func() { srv.Close() }, nil
+	return func() { srv.Close(); <-done }, nil
 }

@@ -118,7 +118,12 @@ func (f *Feed) Drop(sym string) int {
 func (f *Feed) CloseWith(sym string, code websocket.StatusCode, reason string) int {
 	cs := f.targets(sym)
 	for _, c := range cs {
-		go c.ws.Close(code, reason)
+		// The close handshake waits for the peer; Close waits for it.
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			c.ws.Close(code, reason)
+		}()
 	}
 	return len(cs)
 }
