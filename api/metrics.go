@@ -16,6 +16,7 @@ type metrics struct {
 	sseRejected *prometheus.CounterVec
 	sseResumes  prometheus.Counter
 	sseResets   prometheus.Counter
+	sseBlocked  prometheus.Counter
 	latency     prometheus.Histogram
 	httpReqs    *prometheus.CounterVec
 	httpDur     *prometheus.HistogramVec
@@ -43,7 +44,9 @@ func newMetrics(ups Upstreams) *metrics {
 	m.httpDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "wsrelay_http_request_duration_seconds", Help: "Duration of non-streaming HTTP requests by route pattern and method.",
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}, []string{"route", "method"})
-	m.reg.MustRegister(m.sseClients, m.sseEvents, m.sseCut, m.sseRejected, m.sseResumes, m.sseResets, m.latency, m.httpReqs, m.httpDur,
+	m.sseBlocked = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "wsrelay_sse_blocked_writes_total", Help: "Stream writes that found the client's socket full and waited for it (up to sse.write_timeout)."})
+	m.reg.MustRegister(m.sseClients, m.sseEvents, m.sseCut, m.sseRejected, m.sseResumes, m.sseResets, m.sseBlocked, m.latency, m.httpReqs, m.httpDur,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&upstreamCollector{ups: ups})
 	for _, r := range []string{"queue_full", "write_timeout", "client_gone", "shutdown"} {

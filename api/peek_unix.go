@@ -33,3 +33,28 @@ func peekAlive(conn net.Conn) bool {
 	})
 	return alive && err == nil
 }
+
+// rawWriteSupported says rawWrite can write to a socket without blocking.
+const rawWriteSupported = true
+
+// rawWrite writes as much of b to the non-blocking socket fd as it takes
+// now; a full socket is not an error.
+func rawWrite(fd uintptr, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := syscall.Write(int(fd), b[n:])
+		if m > 0 {
+			n += m
+		}
+		switch {
+		case errors.Is(err, syscall.EINTR):
+		case errors.Is(err, syscall.EAGAIN):
+			return n, nil
+		case err != nil:
+			return n, err
+		case m <= 0:
+			return n, syscall.EIO
+		}
+	}
+	return n, nil
+}

@@ -77,14 +77,14 @@ type Server struct {
 	perIP        map[string]int
 	streamMu     sync.Mutex     // orders streams.Add against Shutdown
 	streams      sync.WaitGroup // hijacked streams
-	sweeper      *sweeper
+	hub          *hub
 	snapMu       sync.RWMutex
 	snaps        map[string]*snapshot // latest snapshot per symbol
 
 	handler http.Handler
 }
 
-// New validates cfg and builds the server. It starts the stream sweeper,
+// New validates cfg and builds the server. It starts the stream hub,
 // so Shutdown must be called to stop it.
 func New(cfg Config) (*Server, error) {
 	if cfg.Broker == nil || cfg.Upstreams == nil {
@@ -107,8 +107,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = newMetrics(cfg.Upstreams)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.sweeper = newSweeper()
-	go s.sweeper.run(s.ctx)
+	s.hub = newHub(s)
 	s.handler = s.routes()
 	return s, nil
 }
@@ -132,7 +131,7 @@ func (s *Server) Shutdown() {
 	s.streamMu.Unlock()
 	s.cancel()
 	s.streams.Wait()
-	<-s.sweeper.done
+	s.hub.close()
 }
 
 // routes is the whole HTTP surface.

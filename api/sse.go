@@ -94,9 +94,6 @@ func (c SSEConfig) withDefaults() SSEConfig {
 	return c
 }
 
-// maxBuf is the largest write buffer a client keeps between batches.
-const maxBuf = 32 << 10
-
 // handleStreamAll serves GET /v1/stream?symbols=A,B.
 func (s *Server) handleStreamAll(w http.ResponseWriter, r *http.Request) {
 	syms, err := ParseSymbols(r.URL.Query().Get("symbols"))
@@ -181,7 +178,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, syms []string) {
 	h.Set("X-Accel-Buffering", "no")
 	first := s.retryField()
 
-	// HTTP/1: hand the connection to one lean goroutine that writes to it
+	// HTTP/1: hand the connection to the hub, whose writers write to it
 	// directly, and return, so that net/http's buffers and goroutines for
 	// this connection are released. The body ends when the connection
 	// closes.
@@ -190,32 +187,18 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, syms []string) {
 		head := appendResponseHead(make([]byte, 0, 512), h)
 		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
 			s.streamMu.Lock()
+			defer s.streamMu.Unlock() // Shutdown sees the stream in the hub, or we see it shutting down
+			handedOff = true
 			if s.shuttingDown.Load() {
-				s.streamMu.Unlock()
 				conn.Close()
+				sub.Close()
+				release()
 				s.metrics.sseClients.Dec()
 				s.metrics.cut("shutdown")
 				return
 			}
 			s.streams.Add(1)
-			s.streamMu.Unlock()
-			handedOff = true
-			go func() {
-				defer s.streams.Done()
-				defer s.metrics.sseClients.Dec()
-				defer release()
-				defer sub.Close()
-				defer conn.Close()
-				ctx, cancel := context.WithCancelCause(s.ctx)
-				defer cancel(nil)
-				// Shutdown, or the sweeper finding the client gone,
-				// unblocks a write in progress.
-				stop := context.AfterFunc(ctx, func() { conn.SetWriteDeadline(time.Unix(1, 0)) })
-				defer stop()
-				s.sweeper.add(conn, func() { cancel(errClientGone) })
-				defer s.sweeper.remove(conn)
-				s.pump(ctx, &connSink{conn: conn, timeout: s.sse.WriteTimeout}, sub, ip, append(head, first...))
-			}()
+			s.hub.add(conn, sub, ip, release, append(head, first...))
 			return
 		}
 		h.Del("Connection")
@@ -229,7 +212,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, syms []string) {
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel) // server shutdown ends the stream
 	defer stop()
-	s.pump(ctx, &responseSink{w: w, rc: http.NewResponseController(w), timeout: s.sse.WriteTimeout, done: ctx.Done()}, sub, ip, first)
+	s.pump(ctx, &responseSink{w: w, rc: http.NewResponseController(w), timeout: s.sse.WriteTimeout}, sub, ip, first)
 }
 
 func (s *Server) retryField() []byte {
@@ -261,7 +244,7 @@ func appendResponseHead(b []byte, h http.Header) []byte {
 // pump writes the subscription's events to the client until it leaves,
 // falls behind, the subscription ends or ctx ends. first is written before
 // anything else.
-func (s *Server) pump(ctx context.Context, out sink, sub *relay.Subscription, ip string, first []byte) {
+func (s *Server) pump(ctx context.Context, out *responseSink, sub *relay.Subscription, ip string, first []byte) {
 	if err := out.write(first); err != nil {
 		s.metrics.cut("write_error")
 		return
@@ -284,36 +267,18 @@ func (s *Server) pump(ctx context.Context, out sink, sub *relay.Subscription, ip
 			case s.ctx.Err() != nil || errors.Is(err, relay.ErrClosed):
 				s.metrics.cut("shutdown")
 			default:
-				s.metrics.cut("client_gone") // including the sweeper's cancel
+				s.metrics.cut("client_gone")
 			}
 			return
 		}
 		now := time.Now()
 		if len(batch) == 0 { // heartbeat tick
-			if !out.alive() {
-				s.metrics.cut("client_gone")
-				return
-			}
 			if now.Sub(lastWrite) < s.sse.Heartbeat/2 {
 				continue
 			}
 			buf = append(buf[:0], ": keepalive\n\n"...)
 		} else {
-			buf = buf[:0]
-			for _, ev := range batch {
-				if ev.Wire != nil {
-					buf = append(buf, ev.Wire...)
-				} else {
-					buf = AppendSSE(buf, ev)
-				}
-				switch ev.Kind {
-				case relay.KindQuote:
-					s.metrics.latency.Observe(now.Sub(ev.ReceivedAt).Seconds())
-				case relay.KindReset:
-					s.metrics.sseResets.Inc()
-				}
-			}
-			s.metrics.sseEvents.Add(float64(len(batch)))
+			buf = s.appendBatch(buf[:0], batch, now)
 		}
 		if err := out.write(buf); err != nil {
 			// A failed write also cancels a request context, so the
@@ -321,8 +286,6 @@ func (s *Server) pump(ctx context.Context, out sink, sub *relay.Subscription, ip
 			switch {
 			case s.ctx.Err() != nil:
 				s.metrics.cut("shutdown")
-			case errors.Is(context.Cause(ctx), errClientGone):
-				s.metrics.cut("client_gone")
 			case errors.Is(err, errWriteTimeout):
 				s.metrics.cut("write_timeout")
 				s.log.Debug("sse client cut off", "reason", "write_timeout", "remote", ip)
@@ -336,6 +299,25 @@ func (s *Server) pump(ctx context.Context, out sink, sub *relay.Subscription, ip
 			buf = make([]byte, 0, 512)
 		}
 	}
+}
+
+// appendBatch appends the SSE frames of batch to buf and counts them.
+func (s *Server) appendBatch(buf []byte, batch []*relay.Event, now time.Time) []byte {
+	for _, ev := range batch {
+		if ev.Wire != nil {
+			buf = append(buf, ev.Wire...)
+		} else {
+			buf = AppendSSE(buf, ev)
+		}
+		switch ev.Kind {
+		case relay.KindQuote:
+			s.metrics.latency.Observe(now.Sub(ev.ReceivedAt).Seconds())
+		case relay.KindReset:
+			s.metrics.sseResets.Inc()
+		}
+	}
+	s.metrics.sseEvents.Add(float64(len(batch)))
+	return buf
 }
 
 // admit enforces sse.max_clients and the per-IP limit.

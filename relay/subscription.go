@@ -40,8 +40,9 @@ type Subscription struct {
 	conf    []confState // conflation state, one per symbol
 	rate    time.Duration
 
-	notify chan struct{} // capacity 1: "something changed"
-	done   chan struct{} // closed when err is set
+	notify  chan struct{} // capacity 1: "something changed"
+	done    chan struct{} // closed when err is set
+	onReady func()        // replaces notify when set (SetNotify)
 }
 
 type confState struct {
@@ -159,12 +160,30 @@ func (s *Subscription) push(ev *Event) bool {
 	} else {
 		s.pending = append(s.pending, ev)
 	}
+	f := s.onReady
 	s.mu.Unlock()
+	if f != nil {
+		f()
+		return true
+	}
 	select {
 	case s.notify <- struct{}{}:
 	default:
 	}
 	return true
+}
+
+// SetNotify makes the subscription call f, instead of waking Next, each
+// time an event is queued or the subscription ends. f runs with the
+// broker's locks held: it must be quick and must not call back into the
+// broker or the subscription. A consumer driven this way collects events
+// with TryNext. f is called once at once, so that events queued before
+// SetNotify are not missed.
+func (s *Subscription) SetNotify(f func()) {
+	s.mu.Lock()
+	s.onReady = f
+	s.mu.Unlock()
+	f()
 }
 
 func (s *Subscription) setErr(err error, drain bool) {
@@ -177,6 +196,9 @@ func (s *Subscription) setErr(err error, drain bool) {
 		s.pending = nil
 	}
 	close(s.done)
+	if s.onReady != nil {
+		s.onReady()
+	}
 }
 
 func (s *Subscription) isCut() bool {
@@ -251,23 +273,10 @@ func (s *Subscription) Poll(ctx context.Context, spare []*Event, tick <-chan tim
 		}
 	}()
 	for {
-		s.mu.Lock()
-		var wait time.Duration
-		if s.rate > 0 && s.err == nil {
-			wait = s.takeConflated()
+		out, wait, err := s.take(spare)
+		if len(out) > 0 || err != nil {
+			return out, err
 		}
-		if len(s.pending) > 0 {
-			out := s.pending
-			s.pending = spare
-			s.limit = s.queue
-			s.mu.Unlock()
-			return out, nil
-		}
-		if err := s.err; err != nil {
-			s.mu.Unlock()
-			return spare, err
-		}
-		s.mu.Unlock()
 		var tc <-chan time.Time
 		if wait > 0 {
 			if timer == nil {
@@ -287,6 +296,32 @@ func (s *Subscription) Poll(ctx context.Context, spare []*Event, tick <-chan tim
 			return spare, nil
 		}
 	}
+}
+
+// TryNext is Next that does not wait: with nothing pending it returns no
+// events and no error. wait > 0 says a conflated quote becomes due after
+// wait; the consumer should call again then (nothing else will tell it).
+func (s *Subscription) TryNext(spare []*Event) (batch []*Event, wait time.Duration, err error) {
+	clear(spare)
+	return s.take(spare[:0])
+}
+
+// take returns the pending events (in spare's place), or the error that
+// ended the subscription once nothing is left to deliver.
+func (s *Subscription) take(spare []*Event) ([]*Event, time.Duration, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var wait time.Duration
+	if s.rate > 0 && s.err == nil {
+		wait = s.takeConflated()
+	}
+	if len(s.pending) > 0 {
+		out := s.pending
+		s.pending = spare
+		s.limit = s.queue
+		return out, wait, nil
+	}
+	return spare, wait, s.err
 }
 
 // takeConflated moves the conflated quotes that may be sent now into

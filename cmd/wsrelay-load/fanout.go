@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,9 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/wsrelay/wsrelay/relay/simfeed"
 )
 
 // stepResult is one line of the report (and one JSON object with -json).
@@ -50,7 +50,16 @@ func ms(d time.Duration) float64 { return math.Round(float64(d.Microseconds())) 
 
 // fanout runs the ladder: for each step, connect N clients, hold rate R for
 // the duration, drain, and account for every quote.
-func fanout(ctx context.Context, o options, feed *simfeed.Feed, addr string, pid int, stdout, stderr io.Writer) error {
+// source publishes the quotes of a step: the feed of a relay, or the floor
+// server.
+type source interface {
+	SetRate(r float64)
+	Sent() int64
+}
+
+// fanout runs the ladder against the server at addr (pid), fed by src;
+// idle waits until the server has let go of a step's streams.
+func fanout(ctx context.Context, o options, feed source, idle func(), addr string, pid int, stdout, stderr io.Writer) error {
 	feed.SetRate(0)
 	time.Sleep(300 * time.Millisecond)
 	base := readProc(pid)
@@ -63,7 +72,7 @@ func fanout(ctx context.Context, o options, feed *simfeed.Feed, addr string, pid
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		res := runStep(ctx, o, st, feed, addr, pid, base, stderr)
+		res := runStep(ctx, o, st, feed, idle, addr, pid, base, stderr)
 		if !res.Pass {
 			failed++
 		}
@@ -91,10 +100,13 @@ func fanout(ctx context.Context, o options, feed *simfeed.Feed, addr string, pid
 	return nil
 }
 
-func runStep(ctx context.Context, o options, st step, feed *simfeed.Feed, addr string, pid int, base procStat, stderr io.Writer) stepResult {
+func runStep(ctx context.Context, o options, st step, feed source, waitIdle func(), addr string, pid int, base procStat, stderr io.Writer) stepResult {
 	res := stepResult{Clients: st.clients, Rate: st.rate, P99Bound: ms(st.p99)}
 	var lat sharded
 	clients := make([]*sseClient, st.clients)
+	bodies := make([]*bufio.Reader, st.clients)
+	var allRaw atomic.Bool
+	allRaw.Store(true)
 	var readers, dials sync.WaitGroup
 	sem := make(chan struct{}, 128)
 	var mu sync.Mutex
@@ -106,7 +118,7 @@ func runStep(ctx context.Context, o options, st step, feed *simfeed.Feed, addr s
 		go func() {
 			defer dials.Done()
 			cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			conn, body, err := dialSSE(cctx, addr, path)
+			conn, body, raw, err := dialSSE(cctx, addr, path)
 			cancel()
 			<-sem
 			if err != nil {
@@ -115,16 +127,38 @@ func runStep(ctx context.Context, o options, st step, feed *simfeed.Feed, addr s
 				mu.Unlock()
 				return
 			}
-			c := &sseClient{id: i, conn: conn}
-			clients[i] = c // each goroutine writes its own slot; read after dials.Wait
-			readers.Add(1)
-			go func() {
-				defer readers.Done()
-				c.read(body, &lat)
-			}()
+			if !raw {
+				allRaw.Store(false)
+			}
+			// Each goroutine writes its own slots; read after dials.Wait.
+			clients[i], bodies[i] = &sseClient{id: i, conn: conn}, body
 		}()
 	}
 	dials.Wait()
+	connected := make([]*sseClient, 0, len(clients))
+	buffered := make([][]byte, 0, len(clients))
+	for i, c := range clients {
+		if c != nil {
+			connected = append(connected, c)
+			b, _ := bodies[i].Peek(bodies[i].Buffered())
+			buffered = append(buffered, b)
+		}
+	}
+	var ep *epollReaders
+	if allRaw.Load() && !o.goReaders {
+		ep = startEpoll(connected, buffered, &lat)
+	}
+	if ep == nil {
+		for i, c := range clients {
+			if c != nil {
+				readers.Add(1)
+				go func() {
+					defer readers.Done()
+					c.read(bodies[i], &lat)
+				}()
+			}
+		}
+	}
 	time.Sleep(200 * time.Millisecond)
 	for _, c := range clients {
 		if c != nil {
@@ -208,13 +242,16 @@ func runStep(ctx context.Context, o options, st step, feed *simfeed.Feed, addr s
 	default:
 		res.Pass = true
 	}
+	if ep != nil {
+		ep.close() // before the sockets close: no read of a reused descriptor
+	}
 	for _, c := range clients {
 		if c != nil {
 			c.conn.Close()
 		}
 	}
 	readers.Wait()
-	waitNoStreams(addr, 30*time.Second) // the next step starts from zero streams
+	waitIdle() // the next step starts from zero streams
 	return res
 }
 

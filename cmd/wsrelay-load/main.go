@@ -72,6 +72,7 @@ type options struct {
 	relayCPUs   string
 	loadCPUs    string
 	relayProcs  int
+	goReaders   bool
 	// soak
 	soakClients int
 	soakSymbols int
@@ -110,7 +111,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var o options
 	var steps string
-	fs.StringVar(&o.mode, "mode", "fanout", "fanout (SSE rate ladder), rest (GET /v1/quotes/{symbol}) or soak (long mixed run with faults)")
+	fs.StringVar(&o.mode, "mode", "fanout", "fanout (SSE rate ladder), floor (the same ladder against a bare socket writer, no relay), rest (GET /v1/quotes/{symbol}) or soak (long mixed run with faults)")
 	fs.StringVar(&o.relayBin, "relay-bin", "", "start this wsrelay binary against the tool's feed")
 	fs.StringVar(&o.target, "target", "", "or measure a running relay at this loopback URL (configured with -feed-addr as its upstream)")
 	fs.IntVar(&o.pid, "pid", 0, "with -target: the relay's pid, for CPU, RSS and syscall figures")
@@ -125,6 +126,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.relayCPUs, "relay-cpus", "", "pin the started relay to these CPUs (e.g. 0)")
 	fs.StringVar(&o.loadCPUs, "load-cpus", "", "pin this tool to these CPUs (e.g. 1)")
 	fs.IntVar(&o.relayProcs, "relay-procs", 0, "GOMAXPROCS of the started relay (0: Go's default)")
+	fs.BoolVar(&o.goReaders, "go-readers", false, "fanout: read each client with a goroutine instead of epoll loops")
 	fs.IntVar(&o.soakClients, "soak-clients", 2000, "soak: SSE clients")
 	fs.IntVar(&o.soakSymbols, "soak-symbols", 20, "soak: symbols")
 	fs.Float64Var(&o.soakRate, "soak-rate", 10, "soak: quotes per second per symbol")
@@ -141,6 +143,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.steps, err = parseSteps(steps); err != nil {
 		return err
 	}
+	if o.size < 100 || o.size > 1<<20 {
+		return errors.New("-size: 100 bytes to 1 MiB")
+	}
+	switch o.mode {
+	case "floor-serve": // the floor mode's server process
+		return floorServe(o.size, os.Stdin, stdout)
+	case "floor":
+		return floorLadder(ctx, o, stdout, stderr)
+	}
 	if (o.relayBin == "") == (o.target == "") {
 		return errors.New("give either -relay-bin (start a relay) or -target (a running one)")
 	}
@@ -149,9 +160,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil || !isLoopback(u.Hostname()) {
 			return fmt.Errorf("-target: %q is not a loopback http URL", o.target)
 		}
-	}
-	if o.size < 100 || o.size > 1<<20 {
-		return errors.New("-size: 100 bytes to 1 MiB")
 	}
 	if o.duration <= 0 || o.duration > 24*time.Hour {
 		return errors.New("-duration: above 0 and at most 24h")
@@ -213,14 +221,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	switch o.mode {
 	case "fanout":
-		return fanout(ctx, o, feed, base.Host, pid, stdout, stderr)
+		return fanout(ctx, o, feed, func() { waitNoStreams(base.Host, 30*time.Second) }, base.Host, pid, stdout, stderr)
 	case "rest":
 		feed.SetRate(10)
 		return restLoad(ctx, o, base.Host, pid, stdout)
 	case "soak":
 		return soak(ctx, o, feed, proxy, base.Host, pid, symbols, stdout, stderr)
 	}
-	return fmt.Errorf("-mode: %q is not fanout, rest or soak", o.mode)
+	return fmt.Errorf("-mode: %q is not fanout, floor, rest or soak", o.mode)
 }
 
 func isLoopback(host string) bool {

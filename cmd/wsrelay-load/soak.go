@@ -41,7 +41,7 @@ func (c *soakClient) run(ctx context.Context, addr string, lat *sharded, shard i
 			path += "&last_event_id=" + c.lastID
 		}
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		conn, body, err := dialSSE(dctx, addr, path)
+		conn, body, _, err := dialSSE(dctx, addr, path)
 		cancel()
 		if err != nil {
 			select {
