@@ -38,8 +38,9 @@ const (
 	stDone                 // finished
 )
 
-// sweepEvery is how often the hub sends due heartbeats and peeks at every
-// stream for a vanished client.
+// sweepEvery is how often (at most; more often for heartbeats shorter than
+// two sweeps) the hub sends due heartbeats and peeks at quiet streams for a
+// vanished client.
 const sweepEvery = time.Second
 
 // A writer takes writerShare streams off the queue at a time, and another
@@ -56,8 +57,7 @@ type hub struct {
 	s *Server
 
 	mu         sync.Mutex
-	ready      []*hstream // the queue: ready[head:]
-	head       int
+	ready      streamQueue
 	running    int // writers
 	maxWriters int
 	stop       bool // no new writers
@@ -65,6 +65,35 @@ type hub struct {
 
 	workers sync.WaitGroup
 	keeper  chan struct{} // closed when housekeeping has returned
+}
+
+// streamQueue is a FIFO of streams: items[head:].
+type streamQueue struct {
+	items []*hstream
+	head  int
+}
+
+func (q *streamQueue) len() int { return len(q.items) - q.head }
+
+func (q *streamQueue) push(c *hstream) { q.items = append(q.items, c) }
+
+// take appends the first n streams to dst and removes them.
+func (q *streamQueue) take(dst []*hstream, n int) []*hstream {
+	dst = append(dst, q.items[q.head:q.head+n]...)
+	clear(q.items[q.head : q.head+n])
+	switch q.head += n; {
+	case q.head == len(q.items):
+		q.items, q.head = q.items[:0], 0
+	case q.head > cap(q.items)/2:
+		// A queue that never empties (steady load) would otherwise grow
+		// its array forever: move the waiting streams to the front.
+		// Each stream is queued at most once, so the array stays within
+		// about twice the number of streams.
+		k := copy(q.items, q.items[q.head:])
+		clear(q.items[k:])
+		q.items, q.head = q.items[:k], 0
+	}
+	return dst
 }
 
 // hstream is one hijacked stream.
@@ -135,8 +164,8 @@ func (c *hstream) notify() {
 
 func (h *hub) enqueue(c *hstream) {
 	h.mu.Lock()
-	h.ready = append(h.ready, c)
-	start := !h.stop && h.running < h.maxWriters && len(h.ready)-h.head > h.running*writerShare
+	h.ready.push(c)
+	start := !h.stop && h.running < h.maxWriters && h.ready.len() > h.running*writerShare
 	if start {
 		h.running++
 		h.workers.Add(1)
@@ -154,17 +183,13 @@ func (h *hub) work() {
 	var scratch []byte
 	for {
 		h.mu.Lock()
-		n := min(len(h.ready)-h.head, writerShare)
+		n := min(h.ready.len(), writerShare)
 		if n == 0 {
 			h.running--
 			h.mu.Unlock()
 			return
 		}
-		mine = append(mine[:0], h.ready[h.head:h.head+n]...)
-		clear(h.ready[h.head : h.head+n])
-		if h.head += n; h.head == len(h.ready) {
-			h.ready, h.head = h.ready[:0], 0
-		}
+		mine = h.ready.take(mine[:0], n)
 		h.mu.Unlock()
 		for _, c := range mine {
 			c.state.Store(stRunning)
@@ -365,7 +390,7 @@ func (c *hstream) end(reason string) {
 // every sweepEvery, and ends every stream when the server shuts down.
 func (h *hub) housekeep() {
 	defer close(h.keeper)
-	t := time.NewTicker(sweepEvery)
+	t := time.NewTicker(min(sweepEvery, h.s.sse.Heartbeat/2))
 	defer t.Stop()
 	var all []*hstream
 	for {

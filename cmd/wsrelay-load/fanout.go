@@ -60,6 +60,12 @@ type source interface {
 // fanout runs the ladder against the server at addr (pid), fed by src;
 // idle waits until the server has let go of a step's streams.
 func fanout(ctx context.Context, o options, feed source, idle func(), addr string, pid int, stdout, stderr io.Writer) error {
+	// Fill the relay's history ring first, so that the memory it takes
+	// (the same with any number of clients) is part of the base figure
+	// and not counted per client under load.
+	const warmRate = 2000.0
+	feed.SetRate(warmRate)
+	time.Sleep(time.Duration(float64(o.history+100) / warmRate * float64(time.Second)))
 	feed.SetRate(0)
 	time.Sleep(300 * time.Millisecond)
 	base := readProc(pid)
