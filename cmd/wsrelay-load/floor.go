@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -326,4 +327,54 @@ func (fs *floorServer) publish(ctx context.Context) {
 		wg.Wait()
 		fs.sent.Store(seq)
 	}
+}
+
+// restFloor serves what GET /v1/quotes/{symbol} answers — the same status,
+// headers and body size — from a bare net/http handler with nothing in
+// front of it, until -duration ends. Measured with wrk like the relay, it
+// shows what net/http itself reaches on the machine.
+func restFloor(ctx context.Context, o options, stderr io.Writer) error {
+	host, _, err := net.SplitHostPort(o.listen)
+	if err != nil || !isLoopback(host) {
+		return fmt.Errorf("-listen: %q is not a loopback address", o.listen)
+	}
+	if o.duration <= 0 || o.duration > 24*time.Hour {
+		return errors.New("-duration: above 0 and at most 24h")
+	}
+	body := fmt.Appendf(nil, `{"symbol":"LOAD","id":"1795613560569-20","seq":7,"received_at":"2026-11-25T13:32:42.322554698Z","stale":false,"data":{"pad":%q}}`,
+		strings.Repeat("x", max(0, o.size-40)))
+	etag := []string{`"1795613560569-20"`}
+	lastMod := []string{"Wed, 25 Nov 2026 13:32:42 GMT"}
+	noCache := []string{"no-cache"}
+	age := []string{"0"}
+	json := []string{"application/json"}
+	length := []string{strconv.Itoa(len(body))}
+	vary := []string{"Origin"}
+	srv := &http.Server{Addr: o.listen, ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h["Vary"] = vary
+		h["Etag"] = etag
+		h["Cache-Control"] = noCache
+		h["Last-Modified"] = lastMod
+		h["Age"] = age
+		h["Content-Type"] = json
+		h["Content-Length"] = length
+		w.Write(body)
+	})}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "bare net/http quote endpoint on http://%s/ for %s\n", ln.Addr(), o.duration)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case <-time.After(o.duration):
+	}
+	srv.Close()
+	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }

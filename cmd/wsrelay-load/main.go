@@ -73,6 +73,7 @@ type options struct {
 	loadCPUs    string
 	relayProcs  int
 	goReaders   bool
+	listen      string
 	// soak
 	soakClients int
 	soakSymbols int
@@ -111,7 +112,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var o options
 	var steps string
-	fs.StringVar(&o.mode, "mode", "fanout", "fanout (SSE rate ladder), floor (the same ladder against a bare socket writer, no relay), rest (GET /v1/quotes/{symbol}) or soak (long mixed run with faults)")
+	fs.StringVar(&o.mode, "mode", "fanout", "fanout (SSE rate ladder), floor (the same ladder against a bare socket writer, no relay), rest-floor (serve a bare net/http quote endpoint on -listen for -duration, for wrk), rest (GET /v1/quotes/{symbol}) or soak (long mixed run with faults)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8090", "rest-floor: loopback address to serve on")
 	fs.StringVar(&o.relayBin, "relay-bin", "", "start this wsrelay binary against the tool's feed")
 	fs.StringVar(&o.target, "target", "", "or measure a running relay at this loopback URL (configured with -feed-addr as its upstream)")
 	fs.IntVar(&o.pid, "pid", 0, "with -target: the relay's pid, for CPU, RSS and syscall figures")
@@ -151,6 +153,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return floorServe(o.size, os.Stdin, stdout)
 	case "floor":
 		return floorLadder(ctx, o, stdout, stderr)
+	case "rest-floor":
+		return restFloor(ctx, o, stderr)
 	}
 	if (o.relayBin == "") == (o.target == "") {
 		return errors.New("give either -relay-bin (start a relay) or -target (a running one)")
