@@ -29,7 +29,7 @@ import (
 // states and onto the queue.
 
 const (
-	stSetup   int32 = iota // registered, not yet hijacked: notify waits
+	stSetup   int32 = iota // not yet added: notify does nothing
 	stIdle                 // nothing to do; notify queues it
 	stQueued               // on the ready queue
 	stRunning              // a writer is running it
@@ -114,7 +114,7 @@ type hstream struct {
 	batch []*relay.Event
 	out   []byte // bytes not yet written
 	timer *time.Timer
-	wbuf  []byte                // what writeFn writes
+	wbuf  []byte                // what write writes
 	wn    int                   // what it wrote
 	werr  error                 // and its error
 	write func(fd uintptr) bool // rawWrite of wbuf, made once per stream
@@ -276,38 +276,34 @@ func (c *hstream) fill(buf []byte) ([]byte, error) {
 // slow writes the stream's unsent bytes with the write timeout, on its own
 // goroutine, then runs the stream as a writer would.
 func (c *hstream) slow() {
-	for {
-		if c.ended() {
-			return
-		}
-		if err := c.conn.SetWriteDeadline(time.Now().Add(c.h.s.sse.WriteTimeout)); err != nil {
-			c.finish(err)
-			return
-		}
-		if c.reason.Load() != nil { // housekeeping may have set its deadline first
-			c.ended()
-			return
-		}
-		if _, err := c.conn.Write(c.out); err != nil {
-			c.finish(classifyWriteErr(err))
-			return
-		}
-		// The raw writes of the fast path fail on an expired deadline too.
-		if err := c.conn.SetWriteDeadline(time.Time{}); err != nil {
-			c.finish(err)
-			return
-		}
-		c.lastWrite.Store(time.Now().UnixNano())
-		c.out = c.out[:0]
-		if cap(c.out) > maxBuf {
-			c.out = nil
-		}
-		// Caught up: go on as a writer. If the socket fills again, run
-		// starts a new slow goroutine and this one ends.
-		c.state.Store(stRunning)
-		c.run(nil)
+	if c.ended() {
 		return
 	}
+	if err := c.conn.SetWriteDeadline(time.Now().Add(c.h.s.sse.WriteTimeout)); err != nil {
+		c.finish(err)
+		return
+	}
+	if c.ended() { // housekeeping may have set its past deadline first
+		return
+	}
+	if _, err := c.conn.Write(c.out); err != nil {
+		c.finish(classifyWriteErr(err))
+		return
+	}
+	// The raw writes of the fast path fail on an expired deadline too.
+	if err := c.conn.SetWriteDeadline(time.Time{}); err != nil {
+		c.finish(err)
+		return
+	}
+	c.lastWrite.Store(time.Now().UnixNano())
+	c.out = c.out[:0]
+	if cap(c.out) > maxBuf {
+		c.out = nil
+	}
+	// Caught up: go on as a writer. If the socket fills again, run starts
+	// a new slow goroutine and this one ends.
+	c.state.Store(stRunning)
+	c.run(nil)
 }
 
 // tryWrite writes as much of b as the socket takes now.
