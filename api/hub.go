@@ -207,43 +207,41 @@ func (h *hub) work() {
 // (socket full) or finished. Its state is stRunning. scratch is the
 // writer's buffer, returned for reuse.
 func (c *hstream) run(scratch []byte) []byte {
-	{
-		if c.ended() {
-			return scratch
-		}
-		buf := append(scratch[:0], c.out...)
-		c.out = c.out[:0]
-		var err error
-		if buf, err = c.fill(buf); err != nil {
+	if c.ended() {
+		return scratch
+	}
+	buf := append(scratch[:0], c.out...)
+	c.out = c.out[:0]
+	var err error
+	if buf, err = c.fill(buf); err != nil {
+		c.finish(err)
+		return buf
+	}
+	if len(buf) > 0 {
+		n, err := c.tryWrite(buf)
+		if err != nil {
 			c.finish(err)
 			return buf
 		}
-		if len(buf) > 0 {
-			n, err := c.tryWrite(buf)
-			if err != nil {
-				c.finish(err)
-				return buf
-			}
-			c.lastWrite.Store(time.Now().UnixNano())
-			if n < len(buf) { // the socket is full: this stream gets its own writer
-				c.out = append(c.out, buf[n:]...)
-				c.state.Store(stSlow)
-				c.h.s.metrics.sseBlocked.Inc()
-				go c.slow()
-				return buf
-			}
+		c.lastWrite.Store(time.Now().UnixNano())
+		if n < len(buf) { // the socket is full: this stream gets its own writer
+			c.out = append(c.out, buf[n:]...)
+			c.state.Store(stSlow)
+			c.h.s.metrics.sseBlocked.Inc()
+			go c.slow()
+			return buf
 		}
-		if cap(c.out) > 512 {
-			c.out = nil // an idle stream keeps no buffer
-		}
-		if !c.state.CompareAndSwap(stRunning, stIdle) {
-			// Notified meanwhile: back of the queue, so that a busy
-			// stream cannot keep a writer from the others.
-			c.state.Store(stQueued)
-			c.h.enqueue(c)
-		}
-		return buf
 	}
+	if cap(c.out) > 512 {
+		c.out = nil // an idle stream keeps no buffer
+	}
+	if !c.state.CompareAndSwap(stRunning, stIdle) {
+		// Notified meanwhile: back of the queue, so that a busy
+		// stream cannot keep a writer from the others.
+		c.state.Store(stQueued)
+		c.h.enqueue(c)
+	}
+	return buf
 }
 
 // fill appends the pending events (or a due heartbeat) to buf. It returns
