@@ -342,6 +342,12 @@ func (s *Server) handleDeleteSymbol(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// Drop its cached REST response. (A GET already past the broker when
+	// the symbol went may put one back: one entry, replaced if the symbol
+	// is added again.)
+	s.snapMu.Lock()
+	delete(s.snaps, sym)
+	s.snapMu.Unlock()
 	s.log.Info("symbol removed", "symbol", sym)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -252,6 +252,12 @@ func TestAdminEndpoints(t *testing.T) {
 	if code, _ := do("DELETE", "/v1/symbols/C", "s3cret", ""); code != 204 {
 		t.Fatalf("delete: %d", code)
 	}
+	f.api.snapMu.RLock()
+	_, cached := f.api.snaps["C"]
+	f.api.snapMu.RUnlock()
+	if cached {
+		t.Fatal("the removed symbol's REST response is still cached")
+	}
 	if code, _ := do("DELETE", "/v1/symbols/C", "s3cret", ""); code != 404 {
 		t.Fatalf("delete again: %d", code)
 	}
