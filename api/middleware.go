@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,14 +39,74 @@ func (s *Server) instrument(timed bool) func(http.Handler) http.Handler {
 	}
 }
 
-// clientIP is the peer address of the connection. Forwarded headers are
-// not trusted: they can be forged by anyone.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+// clientIP is the address the per-address limits count: the connection's
+// peer, or, when the peer is a trusted proxy, the client its
+// X-Forwarded-For names. The header is read from the right (the entry the
+// nearest proxy appended) and the first address outside the trusted ranges
+// is the client, so a client cannot pick its address by sending the header
+// itself. A malformed entry stops the walk at the last trusted hop.
+func (s *Server) clientIP(r *http.Request) string {
+	peer := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(peer); err == nil {
+		peer = host
 	}
-	return host
+	if len(s.trusted) == 0 {
+		return peer
+	}
+	hop, err := netip.ParseAddr(peer)
+	if err != nil || !s.isTrusted(hop.Unmap()) {
+		return peer
+	}
+	hop = hop.Unmap()
+	vals := r.Header.Values("X-Forwarded-For")
+	for i := len(vals) - 1; i >= 0; i-- {
+		v := vals[i]
+		for v != "" {
+			var entry string
+			if j := strings.LastIndexByte(v, ','); j >= 0 {
+				entry, v = v[j+1:], v[:j]
+			} else {
+				entry, v = v, ""
+			}
+			a, err := netip.ParseAddr(strings.TrimSpace(entry))
+			if err != nil {
+				return hop.String()
+			}
+			hop = a.Unmap()
+			if !s.isTrusted(hop) {
+				return hop.String()
+			}
+		}
+	}
+	return hop.String() // every hop trusted: the left-most is the client
+}
+
+func (s *Server) isTrusted(a netip.Addr) bool {
+	for _, p := range s.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseTrustedProxies reads trusted_proxies entries: CIDR prefixes or
+// single addresses.
+func ParseTrustedProxies(entries []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, e := range entries {
+		if p, err := netip.ParsePrefix(e); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(e)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("%q is not an IP address or CIDR prefix", trunc(e, 80))
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 // cors answers CORS preflights and sets Access-Control-Allow-Origin for the
@@ -126,13 +187,13 @@ func limitQuery(next http.Handler) http.Handler {
 	})
 }
 
-// limitREST rate-limits REST requests by the connection's peer address
-// (forwarded headers are not trusted) and answers 429 with Retry-After.
+// limitREST rate-limits REST requests by client address (clientIP) and
+// answers 429 with Retry-After.
 func (s *Server) limitREST() func(http.Handler) http.Handler {
 	rl := s.rateLimit
 	retry := max(1, int(rl.Window.Round(time.Second)/time.Second))
 	return httprate.LimitBy(rl.Requests, rl.Window,
-		func(r *http.Request) (string, error) { return clientIP(r), nil },
+		func(r *http.Request) (string, error) { return s.clientIP(r), nil },
 		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
 			if w.Header().Get("Retry-After") == "" {
 				w.Header().Set("Retry-After", strconv.Itoa(retry))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,7 +36,11 @@ type Config struct {
 	AdminToken string
 	// CORSOrigins are the allowed origins of REST and SSE ("*" = any).
 	CORSOrigins []string
-	SSE         SSEConfig
+	// TrustedProxies are the peers (reverse proxies) whose X-Forwarded-For
+	// names the client, for the per-address limits. Empty: the TCP peer
+	// is the client, whatever the headers say.
+	TrustedProxies []netip.Prefix
+	SSE            SSEConfig
 	// RateLimit bounds REST requests per client address (streams and
 	// health endpoints are exempt); zero Requests disables it.
 	RateLimit RateLimit
@@ -73,6 +78,7 @@ type Server struct {
 	cancel       context.CancelFunc
 	shuttingDown atomic.Bool
 	clients      atomic.Int64
+	trusted      []netip.Prefix
 	perIPMu      sync.Mutex
 	perIP        map[string]int
 	streamMu     sync.Mutex     // orders streams.Add against Shutdown
@@ -100,7 +106,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		broker: cfg.Broker, ups: cfg.Upstreams, adminToken: cfg.AdminToken, cors: c,
 		sse: cfg.SSE.withDefaults(), web: cfg.Web, rateLimit: cfg.RateLimit, openapi: cfg.OpenAPI, log: cfg.Logger,
-		perIP: map[string]int{}, snaps: map[string]*snapshot{},
+		perIP: map[string]int{}, snaps: map[string]*snapshot{}, trusted: cfg.TrustedProxies,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

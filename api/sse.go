@@ -143,7 +143,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, syms []string) {
 		s.writeError(w, r, relay.ErrClosed)
 		return
 	}
-	ip := clientIP(r)
+	ip := s.clientIP(r)
 	release, ae := s.admit(ip)
 	if ae != nil {
 		s.metrics.sseRejected.WithLabelValues(ae.code).Inc()

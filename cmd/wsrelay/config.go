@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -33,6 +34,7 @@ type fileConfig struct {
 	AdminTokenFile string           `yaml:"admin_token_file"`
 	DebugListen    string           `yaml:"debug_listen"`
 	CORSOrigins    []string         `yaml:"cors_origins"`
+	TrustedProxies []string         `yaml:"trusted_proxies"`
 	History        *int             `yaml:"history"`
 	LogLevel       string           `yaml:"log_level"`
 	LogFormat      string           `yaml:"log_format"`
@@ -159,6 +161,7 @@ type settings struct {
 	debugListen string
 	http        httpSettings
 	rateLimit   api.RateLimit
+	trusted     []netip.Prefix
 }
 
 // httpSettings are the HTTP server's protections (no WriteTimeout: it
@@ -272,6 +275,9 @@ func resolve(c *fileConfig, ov overrides) (*settings, error) {
 	}
 	if err := api.CheckCORSOrigins(s.corsOrigins); err != nil {
 		return nil, usagef("%v", err)
+	}
+	if s.trusted, err = api.ParseTrustedProxies(c.TrustedProxies); err != nil {
+		return nil, usagef("trusted_proxies: %v", err)
 	}
 
 	ups := c.Upstreams

@@ -55,6 +55,8 @@ func TestBadConfigExits2(t *testing.T) {
 		{"queue range", "sse:\n  queue: -5\n", nil, nil, "sse.queue"},
 		{"max clients", "sse:\n  max_clients: 0\n", nil, nil, "sse.max_clients"},
 		{"cors", "cors_origins: [example.com]\n", nil, nil, "cors_origins"},
+		{"trusted proxy", "trusted_proxies: [10.0.0.0/33]\n", nil, nil, "trusted_proxies"},
+		{"trusted proxy name", "trusted_proxies: [proxy.local]\n", nil, nil, "trusted_proxies"},
 		{"listen", "listen: 8080\n", nil, nil, "listen"},
 		{"log level", "log_level: loud\n", nil, nil, "log_level"},
 		{"short token", "admin_token: abc\n", nil, nil, "admin_token"},

@@ -124,7 +124,7 @@ func runServer(ctx context.Context, st *settings, log *slog.Logger) error {
 	}
 	defer rl.Close()
 	apiSrv, err := api.New(api.Config{
-		Broker: broker, Upstreams: rl, AdminToken: st.adminToken, CORSOrigins: st.corsOrigins,
+		Broker: broker, Upstreams: rl, AdminToken: st.adminToken, CORSOrigins: st.corsOrigins, TrustedProxies: st.trusted,
 		SSE: st.sse, RateLimit: st.rateLimit, Web: web.Handler(), OpenAPI: wsrelay.OpenAPI, Logger: log,
 	})
 	if err != nil {
