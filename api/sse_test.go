@@ -377,6 +377,9 @@ func TestSSELimits(t *testing.T) {
 	}
 }
 
+// TestSSEMaxRateConflates: a conflated stream gets at most max_rate quotes
+// per second, always newer ones; the hub's timer delivers a held-back
+// quote when nothing else wakes the stream.
 func TestSSEMaxRateConflates(t *testing.T) {
 	f := newFixture(t, opts{rate: 200})
 	f.waitQuotes(t, 1)
@@ -398,6 +401,9 @@ func TestSSEMaxRateConflates(t *testing.T) {
 	elapsed := time.Since(start)
 	skipped := false
 	for i := 1; i < len(seqs); i++ {
+		if seqs[i] <= seqs[i-1] {
+			t.Fatalf("not increasing: %v", seqs)
+		}
 		skipped = skipped || seqs[i] > seqs[i-1]+1
 	}
 	// 6 quotes at 5/s take at least a second (the first may go at once).
