@@ -64,7 +64,7 @@ type upstreamCollector struct{ ups Upstreams }
 var (
 	labels        = []string{"upstream", "symbol"}
 	descConnected = prometheus.NewDesc("wsrelay_upstream_connected", "1 while the symbol's upstream WebSocket is open.", labels, nil)
-	descLive      = prometheus.NewDesc("wsrelay_upstream_state", "1 for the symbol's current state (connecting, live, stale, backoff).", append(labels, "state"), nil)
+	descLive      = prometheus.NewDesc("wsrelay_upstream_state", "1 for the symbol's current state (connecting, live, stale, backoff, rejected).", append(labels, "state"), nil)
 	descReconn    = prometheus.NewDesc("wsrelay_upstream_reconnects_total", "Successful upstream connections after the first.", labels, nil)
 	descDrops     = prometheus.NewDesc("wsrelay_upstream_drops_total", "Upstream connections that ended.", labels, nil)
 	descFrames    = prometheus.NewDesc("wsrelay_upstream_frames_total", "Frames read from the upstream.", labels, nil)
@@ -87,7 +87,7 @@ func (c *upstreamCollector) Collect(ch chan<- prometheus.Metric) {
 			conn = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descConnected, prometheus.GaugeValue, conn, l...)
-		for _, s := range []relay.State{relay.StateConnecting, relay.StateLive, relay.StateStale, relay.StateBackoff} {
+		for _, s := range []relay.State{relay.StateConnecting, relay.StateLive, relay.StateStale, relay.StateBackoff, relay.StateRejected} {
 			v := 0.0
 			if st.State == s {
 				v = 1

@@ -214,25 +214,38 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 
 // symbolInfo is one entry of GET /v1/symbols.
 type symbolInfo struct {
-	Symbol      string     `json:"symbol"`
-	Upstream    string     `json:"upstream"`
-	State       string     `json:"state"`
-	Connected   bool       `json:"connected"`
-	LastQuoteAt *time.Time `json:"last_quote_at"`
-	Frames      uint64     `json:"frames"`
-	Quotes      uint64     `json:"quotes"`
-	Ignored     uint64     `json:"ignored"`
-	Reconnects  uint64     `json:"reconnects"`
-	Drops       uint64     `json:"drops"`
-	LastError   string     `json:"last_error,omitempty"`
-	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
+	Symbol      string      `json:"symbol"`
+	Upstream    string      `json:"upstream"`
+	State       string      `json:"state"`
+	Connected   bool        `json:"connected"`
+	LastQuoteAt *time.Time  `json:"last_quote_at"`
+	Frames      uint64      `json:"frames"`
+	Quotes      uint64      `json:"quotes"`
+	Ignored     uint64      `json:"ignored"`
+	Reconnects  uint64      `json:"reconnects"`
+	Drops       uint64      `json:"drops"`
+	LastError   string      `json:"last_error,omitempty"`
+	LastErrorAt *time.Time  `json:"last_error_at,omitempty"`
+	Preset      string      `json:"preset,omitempty"`
+	Channel     string      `json:"channel,omitempty"`
+	Fields      *fieldsInfo `json:"fields,omitempty"`
+}
+
+// fieldsInfo says where a quote's data holds its prices.
+type fieldsInfo struct {
+	Last string `json:"last,omitempty"`
+	Bid  string `json:"bid,omitempty"`
+	Ask  string `json:"ask,omitempty"`
 }
 
 func toInfo(st relay.SymbolStatus) symbolInfo {
 	in := symbolInfo{
 		Symbol: st.Symbol, Upstream: st.Upstream, State: string(st.State), Connected: st.Connected,
 		Frames: st.Frames, Quotes: st.Quotes, Ignored: st.Ignored, Reconnects: st.Reconnects, Drops: st.Drops,
-		LastError: st.LastError,
+		LastError: st.LastError, Preset: st.Preset, Channel: st.Channel,
+	}
+	if f := st.Fields; f != (relay.Fields{}) {
+		in.Fields = &fieldsInfo{Last: f.Last, Bid: f.Bid, Ask: f.Ask}
 	}
 	if !st.LastQuoteAt.IsZero() {
 		t := st.LastQuoteAt.UTC()

@@ -73,6 +73,17 @@ type UpstreamConfig struct {
 	InsecureSkipVerify bool
 	// HTTPClient dials the upstream; nil builds one from the settings.
 	HTTPClient *http.Client
+
+	// Preset and Channel name the exchange preset the config came from
+	// (shown in /v1/symbols); Fields says where the published data holds
+	// its last price and best bid and ask (for the board and tail).
+	Preset, Channel string
+	Fields          Fields
+}
+
+// Fields are JSON pointers into a quote's data (empty: not present).
+type Fields struct {
+	Last, Bid, Ask string
 }
 
 // withDefaults returns u with every zero field set to its default.

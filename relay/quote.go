@@ -160,7 +160,10 @@ const (
 	StateLive       State = "live"
 	StateStale      State = "stale"
 	StateBackoff    State = "backoff"
-	StateRemoved    State = "removed"
+	// StateRejected: the venue refused the subscription; it is retried
+	// after the backoff's maximum delay.
+	StateRejected State = "rejected"
+	StateRemoved  State = "removed"
 )
 
 // appendJSONString appends s as a JSON string literal.

@@ -212,4 +212,7 @@ type SymbolStatus struct {
 	Drops       uint64 // connections lost or given up
 	LastError   string
 	LastErrorAt time.Time
+	// Preset, Channel and Fields come from the upstream's config.
+	Preset, Channel string
+	Fields          Fields
 }

@@ -70,6 +70,7 @@ func (c *symConn) status() SymbolStatus {
 		Frames: c.frames.Load(), Quotes: c.quotes.Load(), Ignored: c.ignored.Load(),
 		Reconnects: c.reconns.Load(), Drops: c.drops.Load(),
 		LastError: le, LastErrorAt: let,
+		Preset: c.up.cfg.Preset, Channel: c.up.cfg.Channel, Fields: c.up.cfg.Fields,
 	}
 }
 
