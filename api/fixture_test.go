@@ -70,9 +70,9 @@ func newFixture(t testing.TB, o opts) *fixture {
 	}
 	uc := relay.UpstreamConfig{
 		Name: "sim", URL: upURL,
-		Subscribe:   `{"action":"subscribe","args":["QuoteBin5m:{symbol}"]}`,
-		Unsubscribe: `{"action":"unsubscribe","args":["QuoteBin5m:{symbol}"]}`,
-		Accept:      "/data", Symbols: syms,
+		Subscribe:   []string{`{"action":"subscribe","args":["QuoteBin5m:{symbol}"]}`},
+		Unsubscribe: []string{`{"action":"unsubscribe","args":["QuoteBin5m:{symbol}"]}`},
+		Accept:      []relay.Matcher{relay.Exists("/data")}, Symbols: syms,
 		Backoff: relay.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
 	}
 	if o.upstream != nil {

@@ -36,10 +36,18 @@ const (
 	FrameQuote FrameKind = iota + 1
 	// FramePing is an app-level ping; Reply must be sent back.
 	FramePing
-	// FrameIgnored is counted and logged at debug: acks, heartbeats,
-	// anything without the accept pointer.
+	// FrameHeartbeat proves the connection alive; it is not a quote and
+	// not counted as ignored.
+	FrameHeartbeat
+	// FrameReject says the venue refused a subscription (Message says why).
+	FrameReject
+	// FrameReconnect announces a disconnect: open a new connection now.
+	FrameReconnect
+	// FrameIgnored is counted and logged at debug: acks, anything that is
+	// not a quote and matches no rule.
 	FrameIgnored
-	// FrameError is an upstream error frame (ignored, but logged clearly).
+	// FrameError is an error reply recognised by its usual shape, on an
+	// upstream without reject rules (logged clearly).
 	FrameError
 )
 
@@ -50,71 +58,150 @@ type FrameResult struct {
 	// (FrameError). It aliases an internal buffer: copy it before the next
 	// Handle call.
 	Data []byte
-	// Reply is the text to send back for FramePing.
+	// Reply is the frame to send back for FramePing.
 	Reply []byte
+	// Message is the venue's reason for FrameReject.
+	Message string
+	// ID is the value at the reject rule's id pointer (raw JSON), if any.
+	ID []byte
+	// Route is the value at the route pointer (a string's contents), for
+	// quotes and rejects on an upstream with route.
+	Route []byte
+	// Ready is true when the frame matches the ready rule.
+	Ready bool
 }
 
-// FrameRules turn raw upstream frames into quotes. They hold a scratch
-// buffer: use one FrameRules per connection (not safe for concurrent use).
+// FrameRules turn raw upstream frames into quotes and protocol actions.
+// They hold scratch buffers: use one FrameRules per connection (not safe
+// for concurrent use).
 type FrameRules struct {
-	accept, extract, pongMatch []string
-	hasAccept, hasExtract      bool
-	hasPong                    bool
-	pongReply                  string
-	decompress                 bool
-	maxSize                    int64
+	accept     []matcher
+	extract    []string
+	hasExtract bool
+	pong       []pongRule
+	heartbeat  []matcher
+	reject     []rejectRule
+	reconnect  []matcher
+	ready      *matcher
+	route      []string
+	hasRoute   bool
+	decompress bool
+	maxSize    int64
+	nextID     func() uint64
 
-	buf bytes.Buffer
-	inf bytes.Buffer
-	src bytes.Reader
+	buf   bytes.Buffer
+	inf   bytes.Buffer
+	reply []byte
+	src   bytes.Reader
 	// Inflaters are kept and reset: a fresh one costs ~40 KB per frame.
 	gz *gzip.Reader
 	zl io.ReadCloser
 	fl io.ReadCloser
 }
 
-// FrameConfig configures NewFrameRules.
-type FrameConfig struct {
-	Accept     string // JSON pointer that must exist for a quote; "" = every JSON frame
-	Extract    string // JSON pointer of the published part; "" = whole frame
-	PongMatch  string // JSON pointer that marks an app-level ping
-	PongReply  string // reply template; {value} = the raw JSON at PongMatch
-	Decompress string // "auto" (default) or "none"
-	MaxSize    int64  // inflated size cap; default 1 MiB
+type pongRule struct {
+	m     matcher
+	reply template
 }
 
-// NewFrameRules validates cfg and returns its rules.
-func NewFrameRules(cfg FrameConfig) (*FrameRules, error) {
-	r := &FrameRules{maxSize: cfg.MaxSize, pongReply: cfg.PongReply}
+type rejectRule struct {
+	m   matcher
+	msg []string
+	id  []string
+	// hasMsg, hasID: the pointers were given ("" would be the whole frame).
+	hasMsg, hasID bool
+}
+
+// FrameRules returns the frame rules of u (validated as Validate does).
+func (u *UpstreamConfig) FrameRules() (*FrameRules, error) {
+	r := &FrameRules{maxSize: u.ReadLimit}
 	if r.maxSize <= 0 {
-		r.maxSize = 1 << 20
+		r.maxSize = DefaultReadLimit
 	}
 	var err error
-	if r.accept, err = ParsePointer(cfg.Accept); err != nil {
-		return nil, fmt.Errorf("accept: %w", err)
+	for i, m := range u.Accept {
+		c, err := compileMatcher(m)
+		if err != nil {
+			return nil, fieldErr(idx("accept", i, len(u.Accept)), err)
+		}
+		r.accept = append(r.accept, c)
 	}
-	if r.extract, err = ParsePointer(cfg.Extract); err != nil {
-		return nil, fmt.Errorf("extract: %w", err)
+	if r.extract, err = parsePointer(u.Extract); err != nil {
+		return nil, fieldErr("extract", err)
 	}
-	if r.pongMatch, err = ParsePointer(cfg.PongMatch); err != nil {
-		return nil, fmt.Errorf("pong.match: %w", err)
+	r.hasExtract = u.Extract != ""
+	for i, p := range u.Pong {
+		c, err := compileMatcher(p.Matcher)
+		if err != nil {
+			return nil, fieldErr(idx("pong", i, len(u.Pong)), err)
+		}
+		if p.Reply == "" {
+			return nil, fieldErr(idx("pong", i, len(u.Pong))+".reply", errors.New("required"))
+		}
+		r.pong = append(r.pong, pongRule{m: c, reply: parseTemplate(p.Reply)})
 	}
-	r.hasAccept, r.hasExtract, r.hasPong = cfg.Accept != "", cfg.Extract != "", cfg.PongMatch != ""
-	if r.hasPong && cfg.PongReply == "" {
-		return nil, fmt.Errorf("pong.reply: required with pong.match")
+	for i, m := range u.Heartbeat {
+		c, err := compileMatcher(m)
+		if err != nil {
+			return nil, fieldErr(idx("heartbeat", i, len(u.Heartbeat)), err)
+		}
+		r.heartbeat = append(r.heartbeat, c)
 	}
-	switch cfg.Decompress {
+	for i, rj := range u.Reject {
+		key := idx("reject", i, len(u.Reject))
+		c, err := compileMatcher(rj.Matcher)
+		if err != nil {
+			return nil, fieldErr(key, err)
+		}
+		rr := rejectRule{m: c, hasMsg: rj.Message != "", hasID: rj.ID != ""}
+		if rr.msg, err = parsePointer(rj.Message); err != nil {
+			return nil, fieldErr(key+".message", err)
+		}
+		if rr.id, err = parsePointer(rj.ID); err != nil {
+			return nil, fieldErr(key+".id", err)
+		}
+		r.reject = append(r.reject, rr)
+	}
+	for i, m := range u.ReconnectOn {
+		c, err := compileMatcher(m)
+		if err != nil {
+			return nil, fieldErr(idx("reconnect_on", i, len(u.ReconnectOn)), err)
+		}
+		r.reconnect = append(r.reconnect, c)
+	}
+	if u.Ready != nil {
+		c, err := compileMatcher(u.Ready.Matcher)
+		if err != nil {
+			return nil, fieldErr("ready", err)
+		}
+		r.ready = &c
+	}
+	if u.Route != nil {
+		if r.route, err = parsePointer(u.Route.Match); err != nil {
+			return nil, fieldErr("route.match", err)
+		}
+		r.hasRoute = true
+	}
+	switch u.Decompress {
 	case "", DecompressAuto:
 		r.decompress = true
 	case DecompressNone:
 	default:
-		return nil, fmt.Errorf("decompress: %q is not auto or none", cfg.Decompress)
+		return nil, fieldErr("decompress", fmt.Errorf("%q is not auto or none", u.Decompress))
 	}
 	return r, nil
 }
 
-// ParsePointer parses an RFC 6901 JSON pointer ("" is the whole document).
-func ParsePointer(p string) ([]string, error) {
+// idx names the i-th of n rules: "pong" when there is one, "pong[1]" else.
+func idx(key string, i, n int) string {
+	if n == 1 {
+		return key
+	}
+	return fmt.Sprintf("%s[%d]", key, i)
+}
+
+// parsePointer parses an RFC 6901 JSON pointer ("" is the whole document).
+func parsePointer(p string) ([]string, error) {
 	if p == "" {
 		return nil, nil
 	}
@@ -133,7 +220,9 @@ func ParsePointer(p string) ([]string, error) {
 	return parts, nil
 }
 
-// Handle classifies one frame. binary tells the WebSocket message type.
+// Handle classifies one frame (one record of the upstream's framing).
+// binary tells the WebSocket message type. A text frame that is not JSON
+// is matched by the rules' equals values or ignored, never an error.
 func (r *FrameRules) Handle(binary bool, payload []byte) (FrameResult, error) {
 	if binary && r.decompress && !looksJSON(payload) {
 		inflated, err := r.inflate(payload)
@@ -144,30 +233,150 @@ func (r *FrameRules) Handle(binary bool, payload []byte) (FrameResult, error) {
 	}
 	r.buf.Reset()
 	if err := json.Compact(&r.buf, payload); err != nil {
-		return FrameResult{Kind: FrameIgnored}, ErrNotJSON
+		if binary {
+			return FrameResult{Kind: FrameIgnored}, ErrNotJSON
+		}
+		return r.handleText(payload), nil
 	}
 	doc := r.buf.Bytes()
-	if r.hasPong {
-		if v, ok := lookup(doc, r.pongMatch); ok {
-			return FrameResult{Kind: FramePing, Reply: []byte(strings.ReplaceAll(r.pongReply, "{value}", string(v)))}, nil
+	res := FrameResult{Kind: FrameIgnored}
+	if r.ready != nil {
+		res.Ready = r.ready.matchDoc(doc)
+	}
+	for i := range r.pong {
+		if r.pong[i].m.matchDoc(doc) {
+			v, _ := lookup(doc, r.pong[i].m.ptr)
+			res.Kind, res.Reply = FramePing, r.renderReply(&r.pong[i], v)
+			return res, nil
 		}
 	}
-	if r.hasAccept {
-		if _, ok := lookup(doc, r.accept); !ok {
-			if isErrorFrame(doc) {
-				return FrameResult{Kind: FrameError, Data: doc}, nil
-			}
-			return FrameResult{Kind: FrameIgnored}, nil
+	for i := range r.reject {
+		rj := &r.reject[i]
+		if !rj.m.matchDoc(doc) {
+			continue
+		}
+		res.Kind = FrameReject
+		res.Message = rejectMessage(doc, rj)
+		if rj.hasID {
+			res.ID, _ = lookup(doc, rj.id)
+		}
+		res.Route = r.routeKey(doc)
+		return res, nil
+	}
+	for i := range r.reconnect {
+		if r.reconnect[i].matchDoc(doc) {
+			res.Kind = FrameReconnect
+			return res, nil
 		}
 	}
+	for i := range r.heartbeat {
+		if r.heartbeat[i].matchDoc(doc) {
+			res.Kind = FrameHeartbeat
+			return res, nil
+		}
+	}
+	if len(r.accept) > 0 && !r.accepts(doc) {
+		if len(r.reject) == 0 && isErrorFrame(doc) {
+			res.Kind, res.Data = FrameError, doc
+		}
+		return res, nil
+	}
+	res.Route = r.routeKey(doc)
 	if r.hasExtract {
 		v, ok := lookup(doc, r.extract)
 		if !ok {
-			return FrameResult{Kind: FrameIgnored}, nil
+			return res, nil
 		}
 		doc = v
 	}
-	return FrameResult{Kind: FrameQuote, Data: doc}, nil
+	res.Kind, res.Data = FrameQuote, doc
+	return res, nil
+}
+
+func (r *FrameRules) accepts(doc []byte) bool {
+	for i := range r.accept {
+		if r.accept[i].matchDoc(doc) {
+			return true
+		}
+	}
+	return false
+}
+
+// handleText matches a text frame that is not JSON (OKX's "pong").
+func (r *FrameRules) handleText(text []byte) FrameResult {
+	res := FrameResult{Kind: FrameIgnored}
+	if r.ready != nil {
+		res.Ready = r.ready.matchText(text)
+	}
+	for i := range r.pong {
+		if r.pong[i].m.matchText(text) {
+			res.Kind, res.Reply = FramePing, r.renderReply(&r.pong[i], appendJSONString(nil, string(bytes.TrimSpace(text))))
+			return res
+		}
+	}
+	for i := range r.reject {
+		if r.reject[i].m.matchText(text) {
+			res.Kind, res.Message = FrameReject, truncate(string(text), 256)
+			return res
+		}
+	}
+	for i := range r.reconnect {
+		if r.reconnect[i].matchText(text) {
+			res.Kind = FrameReconnect
+			return res
+		}
+	}
+	for i := range r.heartbeat {
+		if r.heartbeat[i].matchText(text) {
+			res.Kind = FrameHeartbeat
+			return res
+		}
+	}
+	return res
+}
+
+func (r *FrameRules) renderReply(p *pongRule, value []byte) []byte {
+	r.reply = p.reply.render(r.reply[:0], &tmplArgs{value: value, nextID: r.nextID}, escJSON)
+	return r.reply
+}
+
+// routeKey returns the value at the route pointer: a string's contents, or
+// other JSON as written.
+func (r *FrameRules) routeKey(doc []byte) []byte {
+	if !r.hasRoute {
+		return nil
+	}
+	v, ok := lookup(doc, r.route)
+	if !ok {
+		return nil
+	}
+	if len(v) >= 2 && v[0] == '"' {
+		if bytes.IndexByte(v, '\\') < 0 {
+			return v[1 : len(v)-1]
+		}
+		s, err := unquote(v)
+		if err != nil {
+			return nil
+		}
+		return []byte(s)
+	}
+	return v
+}
+
+// rejectMessage is the venue's reason: the string (or JSON) at the rule's
+// message pointer, else the frame itself, bounded.
+func rejectMessage(doc []byte, rj *rejectRule) string {
+	if rj.hasMsg {
+		if v, ok := lookup(doc, rj.msg); ok {
+			if len(v) > 0 && v[0] == '"' {
+				if s, err := unquote(v); err == nil {
+					return truncate(s, 256)
+				}
+			}
+			return truncate(string(v), 256)
+		}
+	}
+	return "the venue refused the subscription: " + truncate(string(doc), 200)
 }
 
 func looksJSON(p []byte) bool {
@@ -360,11 +569,4 @@ func skipValue(v []byte, i int) int {
 		}
 		return j
 	}
-}
-
-// ExpandTemplate replaces {symbol} in tmpl by ref, escaped as the inside of
-// a JSON string, so that a ref cannot break out of the frame.
-func ExpandTemplate(tmpl, ref string) string {
-	q := appendJSONString(nil, ref)
-	return strings.ReplaceAll(tmpl, "{symbol}", string(q[1:len(q)-1]))
 }

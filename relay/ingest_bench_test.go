@@ -27,7 +27,7 @@ func BenchmarkFramePath(b *testing.B) {
 			br, _ := NewBroker(BrokerConfig{Queue: 1 << 30, Encode: func(e *Event) []byte { return append([]byte("data: "), e.JSON...) }})
 			defer br.Close()
 			br.AddSymbol("A")
-			rules, _ := NewFrameRules(FrameConfig{Accept: "/data", Extract: "/data/0"})
+			rules, _ := (&UpstreamConfig{Accept: []Matcher{Exists("/data")}, Extract: "/data/0"}).FrameRules()
 			b.ReportAllocs()
 			b.SetBytes(int64(len(tc.frame)))
 			now := time.Now()
@@ -72,8 +72,8 @@ func BenchmarkIngestWebSocket(b *testing.B) {
 	br, _ := NewBroker(BrokerConfig{History: 1024})
 	defer br.Close()
 	r, err := New(Config{Upstreams: []UpstreamConfig{{
-		Name: "bench", URL: "ws" + strings.TrimPrefix(srv.URL, "http"), Subscribe: `{"sub":"{symbol}"}`,
-		Accept: "/data", Symbols: []Symbol{{Name: "A"}}, StaleAfter: time.Hour,
+		Name: "bench", URL: "ws" + strings.TrimPrefix(srv.URL, "http"), Subscribe: []string{`{"sub":"{symbol}"}`},
+		Accept: []Matcher{Exists("/data")}, Symbols: []Symbol{{Name: "A"}}, StaleAfter: time.Hour,
 	}}}, br)
 	if err != nil {
 		b.Fatal(err)

@@ -40,7 +40,7 @@ func TestTLSVerification(t *testing.T) {
 		b, _ := NewBroker(BrokerConfig{})
 		logs := &lockedBuf{}
 		r, err := New(Config{Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Upstreams: []UpstreamConfig{{
-			Name: "tls", URL: wss, Subscribe: seedSub, Accept: "/data", Symbols: []Symbol{{Name: "A"}},
+			Name: "tls", URL: wss, Subscribe: []string{seedSub}, Accept: []Matcher{Exists("/data")}, Symbols: []Symbol{{Name: "A"}},
 			InsecureSkipVerify: insecure, Headers: map[string]string{"Cookie": "session=cookie-secret"},
 			Backoff: Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond},
 		}}}, b)

@@ -75,7 +75,7 @@ func newBubble(t *testing.T, edit func(*UpstreamConfig)) *bubble {
 	go srv.Serve(x.net)
 	x.tr = &http.Transport{DialContext: x.net.dial}
 	uc := UpstreamConfig{
-		Name: "sim", URL: "ws://sim.test/ws", Subscribe: seedSub, Accept: "/data",
+		Name: "sim", URL: "ws://sim.test/ws", Subscribe: []string{seedSub}, Accept: []Matcher{Exists("/data")},
 		Symbols: []Symbol{{Name: "A"}}, HTTPClient: &http.Client{Transport: x.tr},
 		PingInterval: 5 * time.Second, PingTimeout: 2 * time.Second,
 		StaleAfter: 3 * time.Second,

@@ -34,8 +34,8 @@ func newFixture(t *testing.T, feedCfg simfeed.Config, edit func(*UpstreamConfig)
 	f.srv = httptest.NewServer(f.feed)
 	f.wsURL = "ws" + strings.TrimPrefix(f.srv.URL, "http")
 	uc := UpstreamConfig{
-		Name: "sim", URL: f.wsURL, Subscribe: seedSub, Unsubscribe: seedUnsub,
-		Symbols: syms, Accept: "/data",
+		Name: "sim", URL: f.wsURL, Subscribe: []string{seedSub}, Unsubscribe: []string{seedUnsub},
+		Symbols: syms, Accept: []Matcher{Exists("/data")},
 		PingInterval: time.Second, PingTimeout: time.Second,
 		Backoff: Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond},
 	}
@@ -330,7 +330,7 @@ func TestUpstreamErrorFrameAndPolicyClose(t *testing.T) {
 
 func TestUpstreamAppPings(t *testing.T) {
 	f := newFixture(t, simfeed.Config{Rate: -1}, func(u *UpstreamConfig) {
-		u.PongMatch, u.PongReply = "/ping", `{"pong":{value}}`
+		u.Pong = []PongRule{{Matcher: Exists("/ping"), Reply: `{"pong":{value}}`}}
 		u.AppPing = "ping"
 		u.PingInterval = 30 * time.Millisecond
 	}, Symbol{Name: "A"})
@@ -382,20 +382,20 @@ func TestUpstreamAddRemoveAndShutdown(t *testing.T) {
 }
 
 func TestRelayConfigValidation(t *testing.T) {
-	good := UpstreamConfig{Name: "x", URL: "wss://example.com/ws", Subscribe: seedSub, Symbols: []Symbol{{Name: "A"}}}
+	good := UpstreamConfig{Name: "x", URL: "wss://example.com/ws", Subscribe: []string{seedSub}, Symbols: []Symbol{{Name: "A"}}}
 	cases := map[string]func(*UpstreamConfig){
 		"url":           func(u *UpstreamConfig) { u.URL = "http://example.com" },
-		"subscribe":     func(u *UpstreamConfig) { u.Subscribe = `{"op":"sub"}` },
-		"unsubscribe":   func(u *UpstreamConfig) { u.Unsubscribe = `{"op":"unsub"}` },
+		"subscribe":     func(u *UpstreamConfig) { u.Subscribe = []string{`{"op":"sub"}`} },
+		"unsubscribe":   func(u *UpstreamConfig) { u.Unsubscribe = []string{`{"op":"unsub"}`} },
 		"symbols[1]":    func(u *UpstreamConfig) { u.Symbols = append(u.Symbols, Symbol{Name: "A"}) },
 		"symbols[0]":    func(u *UpstreamConfig) { u.Symbols = []Symbol{{Name: "a b"}} },
-		"accept":        func(u *UpstreamConfig) { u.Accept = "data" },
+		"accept":        func(u *UpstreamConfig) { u.Accept = []Matcher{Exists("data")} },
 		"backoff":       func(u *UpstreamConfig) { u.Backoff = Backoff{Min: time.Second, Max: time.Millisecond} },
 		"read_limit":    func(u *UpstreamConfig) { u.ReadLimit = 10 },
 		"ping_interval": func(u *UpstreamConfig) { u.PingInterval = -1 },
 		"headers":       func(u *UpstreamConfig) { u.Headers = map[string]string{"X": "a\r\nb"} },
 		"name":          func(u *UpstreamConfig) { u.Name = "" },
-		"pong.reply":    func(u *UpstreamConfig) { u.PongMatch = "/ping" },
+		"pong.reply":    func(u *UpstreamConfig) { u.Pong = []PongRule{{Matcher: Exists("/ping")}} },
 		"decompress":    func(u *UpstreamConfig) { u.Decompress = "zstd" },
 	}
 	b, _ := NewBroker(BrokerConfig{})
@@ -408,7 +408,7 @@ func TestRelayConfigValidation(t *testing.T) {
 			t.Errorf("%s: err = %v", key, err)
 		}
 	}
-	_, err := New(Config{Upstreams: []UpstreamConfig{good, {Name: "y", URL: "ws://h/", Subscribe: seedSub, Symbols: []Symbol{{Name: "A"}}}}}, b)
+	_, err := New(Config{Upstreams: []UpstreamConfig{good, {Name: "y", URL: "ws://h/", Subscribe: []string{seedSub}, Symbols: []Symbol{{Name: "A"}}}}}, b)
 	if err == nil || !strings.Contains(err.Error(), "upstreams[1].symbols[0]") {
 		t.Errorf("duplicate across upstreams: %v", err)
 	}

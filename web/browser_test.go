@@ -70,7 +70,7 @@ func startStack(t *testing.T) *stack {
 	s.broker, _ = relay.NewBroker(relay.BrokerConfig{Encode: api.EncodeSSE})
 	s.relay, err = relay.New(relay.Config{Upstreams: []relay.UpstreamConfig{{
 		Name: "sim", URL: "ws" + strings.TrimPrefix(s.feedSrv.URL, "http"),
-		Subscribe: `{"action":"subscribe","args":["QuoteBin5m:{symbol}"]}`, Accept: "/data",
+		Subscribe: []string{`{"action":"subscribe","args":["QuoteBin5m:{symbol}"]}`}, Accept: []relay.Matcher{relay.Exists("/data")},
 		Symbols: []relay.Symbol{{Name: "BTCUSDT"}, {Name: "ETHUSDT"}, {Name: "LTCUSDT"}},
 	}}}, s.broker)
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/wsrelay/wsrelay/api"
 	"github.com/wsrelay/wsrelay/relay"
+	"github.com/wsrelay/wsrelay/relay/presets"
 )
 
 // usageError is a bad flag, environment variable or config value: exit 2.
@@ -27,7 +29,8 @@ func usagef(format string, args ...any) error {
 }
 
 // fileConfig is the YAML config file. Durations and sizes are strings so
-// that a bad one is reported with its key.
+// that a bad one is reported with its key; absent values stay zero and the
+// package that owns them applies its default.
 type fileConfig struct {
 	Listen         string           `yaml:"listen"`
 	AdminToken     string           `yaml:"admin_token"`
@@ -64,66 +67,6 @@ type rateLimitConfig struct {
 	Window   string `yaml:"window"`
 }
 
-type upstreamConfig struct {
-	Name               string            `yaml:"name"`
-	URL                string            `yaml:"url"`
-	Headers            map[string]string `yaml:"headers"`
-	Subscribe          string            `yaml:"subscribe"`
-	Unsubscribe        string            `yaml:"unsubscribe"`
-	Symbols            []symbolEntry     `yaml:"symbols"`
-	Accept             string            `yaml:"accept"`
-	Extract            string            `yaml:"extract"`
-	PingInterval       string            `yaml:"ping_interval"`
-	PingTimeout        string            `yaml:"ping_timeout"`
-	AppPing            string            `yaml:"app_ping"`
-	Pong               *pongConfig       `yaml:"pong"`
-	StaleAfter         string            `yaml:"stale_after"`
-	ReconnectOnStale   bool              `yaml:"reconnect_on_stale"`
-	Decompress         string            `yaml:"decompress"`
-	ReadLimit          string            `yaml:"read_limit"`
-	Backoff            *backoffConfig    `yaml:"backoff"`
-	DialTimeout        string            `yaml:"dial_timeout"`
-	InsecureSkipVerify bool              `yaml:"insecure_skip_verify"`
-}
-
-type pongConfig struct {
-	Match string `yaml:"match"`
-	Reply string `yaml:"reply"`
-}
-
-type backoffConfig struct {
-	Min string `yaml:"min"`
-	Max string `yaml:"max"`
-}
-
-// symbolEntry is "NAME" or {name: NAME, ref: REF}.
-type symbolEntry struct{ Name, Ref string }
-
-func (s *symbolEntry) UnmarshalYAML(n *yaml.Node) error {
-	switch n.Kind {
-	case yaml.ScalarNode:
-		s.Name = n.Value
-		return nil
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			if v.Kind != yaml.ScalarNode {
-				return fmt.Errorf("line %d: %s must be a string", v.Line, k.Value)
-			}
-			switch k.Value {
-			case "name":
-				s.Name = v.Value
-			case "ref":
-				s.Ref = v.Value
-			default:
-				return fmt.Errorf("line %d: field %s not found in type symbol", k.Line, k.Value)
-			}
-		}
-		return nil
-	}
-	return fmt.Errorf("line %d: a symbol is a name or {name, ref}", n.Line)
-}
-
 // loadFile reads and strictly decodes a YAML config file.
 func loadFile(path string) (*fileConfig, error) {
 	b, err := os.ReadFile(path)
@@ -157,7 +100,10 @@ type settings struct {
 	logFormat   string
 	sse         api.SSEConfig
 	upstreams   []relay.UpstreamConfig
+	// demo: no upstream is configured; the demo's upstream (the built-in
+	// feed, with demoSymbols) is made once the feed listens.
 	demo        bool
+	demoSymbols []relay.Symbol
 	debugListen string
 	http        httpSettings
 	rateLimit   api.RateLimit
@@ -172,6 +118,13 @@ type httpSettings struct {
 	maxHeaderBytes    int
 }
 
+// The HTTP server's defaults (net/http itself has none: zero is no limit).
+const (
+	defaultReadHeaderTimeout = 10 * time.Second
+	defaultIdleTimeout       = 120 * time.Second
+	defaultMaxHeaderBytes    = 16 << 10
+)
+
 // The seed protocol of the simulated exchange (and of the demo).
 const (
 	seedSubscribe   = `{"action":"subscribe","args":["QuoteBin5m:{symbol}"]}`
@@ -179,13 +132,36 @@ const (
 	seedAccept      = "/data"
 )
 
-// resolve merges the file with flags and environment (already applied to
-// ov) and validates everything.
-func resolve(c *fileConfig, ov overrides) (*settings, error) {
-	s := &settings{listen: ":8080", logLevel: "info", logFormat: "auto", corsOrigins: []string{"*"}}
-	if c.Listen != "" {
-		s.listen = c.Listen
+// demoSymbols are the demo's symbols when -symbols names none.
+var defaultDemoSymbols = []relay.Symbol{{Name: "BTCUSDT"}, {Name: "ETHUSDT"}, {Name: "LTCUSDT"}}
+
+// demoUpstream is the demo's upstream: the built-in feed at url.
+func demoUpstream(url string, syms []relay.Symbol) relay.UpstreamConfig {
+	return relay.UpstreamConfig{
+		Name: "demo", URL: url, Symbols: syms,
+		Subscribe: []string{seedSubscribe}, Unsubscribe: []string{seedUnsubscribe},
+		Accept: []relay.Matcher{relay.Exists(seedAccept)},
 	}
+}
+
+// resolve merges the file with flags and environment (already applied to
+// ov) and validates everything, section by section.
+func resolve(c *fileConfig, ov overrides) (*settings, error) {
+	s := &settings{}
+	for _, step := range []func(*fileConfig, overrides) error{
+		s.resolveServer, s.resolveSSE, s.resolveHTTP, s.resolveUpstreams,
+	} {
+		if err := step(c, ov); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// resolveServer: listen, admin token, logs, CORS, proxies, pprof, history.
+func (s *settings) resolveServer(c *fileConfig, ov overrides) error {
+	s.listen, s.logLevel, s.logFormat = cmp.Or(c.Listen, ":8080"), cmp.Or(c.LogLevel, "info"), cmp.Or(c.LogFormat, "auto")
+	s.corsOrigins = []string{"*"}
 	if c.CORSOrigins != nil {
 		s.corsOrigins = c.CORSOrigins
 	}
@@ -193,119 +169,140 @@ func resolve(c *fileConfig, ov overrides) (*settings, error) {
 	if c.DebugListen != "" {
 		host, port, err := net.SplitHostPort(c.DebugListen)
 		if err != nil || port == "" || !isLoopbackHost(host) {
-			return nil, usagef("debug_listen: %q is not a loopback host:port (pprof must not be public)", c.DebugListen)
+			return usagef("debug_listen: %q is not a loopback host:port (pprof must not be public)", c.DebugListen)
 		}
 		s.debugListen = c.DebugListen
 	}
 	tokenFile, tokenFileKey := c.AdminTokenFile, "admin_token_file"
-	if c.LogLevel != "" {
-		s.logLevel = c.LogLevel
-	}
-	if c.LogFormat != "" {
-		s.logFormat = c.LogFormat
-	}
 	ov.apply(s, &tokenFile, &tokenFileKey)
 	if tokenFile != "" {
 		b, err := os.ReadFile(tokenFile)
 		if err != nil {
-			return nil, usagef("%s: %v", tokenFileKey, err)
+			return usagef("%s: %v", tokenFileKey, err)
 		}
 		s.adminToken = strings.TrimSpace(string(b))
 		if s.adminToken == "" {
-			return nil, usagef("%s: %s is empty", tokenFileKey, tokenFile)
+			return usagef("%s: %s is empty", tokenFileKey, tokenFile)
 		}
 	}
 	if s.adminToken != "" && len(s.adminToken) < 16 {
-		return nil, usagef("%s: must be at least 16 characters", ov.key("admin_token"))
+		return usagef("%s: must be at least 16 characters", ov.key("admin_token"))
 	}
 	if _, port, err := net.SplitHostPort(s.listen); err != nil || port == "" {
-		return nil, usagef("%s: %q is not host:port (e.g. :8080, 127.0.0.1:8080)", ov.key("listen"), s.listen)
+		return usagef("%s: %q is not host:port (e.g. :8080, 127.0.0.1:8080)", ov.key("listen"), s.listen)
 	}
 	switch s.logLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		return nil, usagef("%s: %q is not debug, info, warn or error", ov.key("log_level"), s.logLevel)
+		return usagef("%s: %q is not debug, info, warn or error", ov.key("log_level"), s.logLevel)
 	}
 	switch s.logFormat {
 	case "auto", "text", "json":
 	default:
-		return nil, usagef("%s: %q is not auto, text or json", ov.key("log_format"), s.logFormat)
+		return usagef("%s: %q is not auto, text or json", ov.key("log_format"), s.logFormat)
 	}
 	var err error
-	if s.history, err = intIn("history", c.History, relay.DefaultHistory, 1, 1<<20); err != nil {
-		return nil, err
-	}
-	if s.sse.Heartbeat, err = parseDuration("sse.heartbeat", c.SSE.Heartbeat, 15*time.Second); err != nil {
-		return nil, err
-	}
-	if s.sse.Retry, err = parseDuration("sse.retry", c.SSE.Retry, 2*time.Second); err != nil {
-		return nil, err
-	}
-	if s.sse.WriteTimeout, err = parseDuration("sse.write_timeout", c.SSE.WriteTimeout, 10*time.Second); err != nil {
-		return nil, err
-	}
-	if s.sse.Queue, err = intIn("sse.queue", c.SSE.Queue, relay.DefaultQueue, 1, 1<<20); err != nil {
-		return nil, err
-	}
-	if s.sse.MaxClients, err = intIn("sse.max_clients", c.SSE.MaxClients, 10000, 1, 1<<20); err != nil {
-		return nil, err
-	}
-	if s.sse.MaxPerIP, err = intIn("sse.max_clients_per_ip", c.SSE.MaxPerIP, 0, 0, 1<<20); err != nil {
-		return nil, err
-	}
-	if s.http.readHeaderTimeout, err = parseDuration("http.read_header_timeout", c.HTTP.ReadHeaderTimeout, 10*time.Second); err != nil {
-		return nil, err
-	}
-	if s.http.idleTimeout, err = parseDuration("http.idle_timeout", c.HTTP.IdleTimeout, 120*time.Second); err != nil {
-		return nil, err
-	}
-	mhb, err := parseSize("http.max_header_bytes", c.HTTP.MaxHeaderBytes, 16<<10)
-	if err != nil {
-		return nil, err
-	}
-	if mhb < 1<<10 || mhb > 1<<20 {
-		return nil, usagef("http.max_header_bytes: must be between 1KiB and 1MiB")
-	}
-	s.http.maxHeaderBytes = int(mhb)
-	if s.rateLimit.Requests, err = intIn("rate_limit.requests", c.RateLimit.Requests, 0, 0, 1<<30); err != nil {
-		return nil, err
-	}
-	if s.rateLimit.Window, err = parseDuration("rate_limit.window", c.RateLimit.Window, time.Second); err != nil {
-		return nil, err
+	if s.history, err = intIn("history", c.History, 1, 1<<20); err != nil {
+		return err
 	}
 	if err := api.CheckCORSOrigins(s.corsOrigins); err != nil {
-		return nil, usagef("%v", err)
+		return usagef("%v", err)
 	}
 	if s.trusted, err = api.ParseTrustedProxies(c.TrustedProxies); err != nil {
-		return nil, usagef("trusted_proxies: %v", err)
+		return usagef("trusted_proxies: %v", err)
 	}
+	return nil
+}
 
+// resolveSSE: the stream settings; absent ones stay zero (api's defaults).
+func (s *settings) resolveSSE(c *fileConfig, _ overrides) error {
+	var err error
+	if s.sse.Heartbeat, err = parseDuration("sse.heartbeat", c.SSE.Heartbeat); err != nil {
+		return err
+	}
+	if s.sse.Retry, err = parseDuration("sse.retry", c.SSE.Retry); err != nil {
+		return err
+	}
+	if s.sse.WriteTimeout, err = parseDuration("sse.write_timeout", c.SSE.WriteTimeout); err != nil {
+		return err
+	}
+	if s.sse.Queue, err = intIn("sse.queue", c.SSE.Queue, 1, 1<<20); err != nil {
+		return err
+	}
+	if s.sse.MaxClients, err = intIn("sse.max_clients", c.SSE.MaxClients, 1, 1<<20); err != nil {
+		return err
+	}
+	if s.sse.MaxPerIP, err = intIn("sse.max_clients_per_ip", c.SSE.MaxPerIP, 0, 1<<20); err != nil {
+		return err
+	}
+	return nil
+}
+
+// resolveHTTP: the HTTP server's protections and the REST rate limit.
+func (s *settings) resolveHTTP(c *fileConfig, _ overrides) error {
+	var err error
+	if s.http.readHeaderTimeout, err = parseDuration("http.read_header_timeout", c.HTTP.ReadHeaderTimeout); err != nil {
+		return err
+	}
+	if s.http.idleTimeout, err = parseDuration("http.idle_timeout", c.HTTP.IdleTimeout); err != nil {
+		return err
+	}
+	s.http.readHeaderTimeout = cmp.Or(s.http.readHeaderTimeout, defaultReadHeaderTimeout)
+	s.http.idleTimeout = cmp.Or(s.http.idleTimeout, defaultIdleTimeout)
+	mhb, err := parseSize("http.max_header_bytes", c.HTTP.MaxHeaderBytes, defaultMaxHeaderBytes)
+	if err != nil {
+		return err
+	}
+	if mhb < 1<<10 || mhb > 1<<20 {
+		return usagef("http.max_header_bytes: must be between 1KiB and 1MiB")
+	}
+	s.http.maxHeaderBytes = int(mhb)
+	if s.rateLimit.Requests, err = intIn("rate_limit.requests", c.RateLimit.Requests, 0, 1<<30); err != nil {
+		return err
+	}
+	if s.rateLimit.Window, err = parseDuration("rate_limit.window", c.RateLimit.Window); err != nil {
+		return err
+	}
+	s.rateLimit.Window = cmp.Or(s.rateLimit.Window, time.Second)
+	return nil
+}
+
+// resolveUpstreams: the upstreams of the file or the flags (a preset, one
+// URL, or the demo), presets expanded, validated once by relay.
+func (s *settings) resolveUpstreams(c *fileConfig, ov overrides) error {
 	ups := c.Upstreams
-	if ov.upstream != "" {
-		sub := seedSubscribe
-		if ov.subscribe != "" {
-			sub = ov.subscribe
+	fromFlags := false
+	switch {
+	case ov.preset != "":
+		if len(ups) > 0 {
+			return usagef("%s: the config file has upstreams; name the preset there (preset: %s)", ov.key("preset"), ov.preset)
 		}
-		ups = []upstreamConfig{{Name: "upstream", URL: ov.upstream, Subscribe: sub, Unsubscribe: seedUnsubscribe, Accept: seedAccept}}
-		if ov.subscribe != "" {
-			ups[0].Unsubscribe, ups[0].Accept = "", ""
+		if ov.symbols == nil {
+			return usagef("%s: needs -symbols", ov.key("preset"))
 		}
-	} else if ov.subscribe != "" {
-		return nil, usagef("%s: needs -upstream", ov.key("subscribe"))
+		u := upstreamConfig{Name: ov.preset, Preset: ov.preset, Channel: ov.channel, URL: ov.upstream}
+		if ov.subscribe != "" {
+			u.Subscribe = templates{ov.subscribe}
+		}
+		ups, fromFlags = []upstreamConfig{u}, true
+	case ov.channel != "":
+		return usagef("%s: needs -preset", ov.key("channel"))
+	case ov.upstream != "":
+		if ov.symbols == nil {
+			return usagef("%s: needs -symbols", ov.key("upstream"))
+		}
+		u := upstreamConfig{Name: "upstream", URL: ov.upstream, Subscribe: templates{seedSubscribe},
+			Unsubscribe: templates{seedUnsubscribe}, Accept: matchers{relay.Exists(seedAccept)}}
+		if ov.subscribe != "" {
+			u.Subscribe, u.Unsubscribe, u.Accept = templates{ov.subscribe}, nil, nil
+		}
+		ups, fromFlags = []upstreamConfig{u}, true
+	case ov.subscribe != "":
+		return usagef("%s: needs -upstream", ov.key("subscribe"))
 	}
 	for _, sy := range ov.symbols {
 		if err := relay.CheckSymbol(sy.Name); err != nil {
-			return nil, usagef("%s: %v", ov.key("symbols"), err)
-		}
-	}
-	if ov.upstream != "" {
-		if err := (relay.UpstreamConfig{Name: "upstream", URL: ov.upstream, Subscribe: ups[0].Subscribe}).Validate(); err != nil && strings.HasPrefix(err.Error(), "url") {
-			return nil, usagef("%s: %q is not a ws:// or wss:// URL", ov.key("upstream"), ov.upstream)
-		} else if err != nil && strings.HasPrefix(err.Error(), "subscribe") {
-			return nil, usagef("%s: template must contain {symbol}", ov.key("subscribe"))
-		}
-		if ov.symbols == nil {
-			return nil, usagef("%s: needs -symbols", ov.key("upstream"))
+			return usagef("%s: %v", ov.key("symbols"), err)
 		}
 	}
 	if ov.symbols != nil {
@@ -315,83 +312,88 @@ func resolve(c *fileConfig, ov overrides) (*settings, error) {
 		case 1:
 			ups[0].Symbols = ov.symbols
 		default:
-			return nil, usagef("%s: the config has %d upstreams; list symbols in the config file", ov.key("symbols"), len(ups))
+			return usagef("%s: the config has %d upstreams; list symbols in the config file", ov.key("symbols"), len(ups))
 		}
 	}
 	if len(ups) == 0 {
 		s.demo = true
-		syms := ov.symbols
-		if syms == nil {
-			syms = []symbolEntry{{Name: "BTCUSDT"}, {Name: "ETHUSDT"}, {Name: "LTCUSDT"}}
+		s.demoSymbols = defaultDemoSymbols
+		if ov.symbols != nil {
+			s.demoSymbols = nil
+			for _, sy := range ov.symbols {
+				s.demoSymbols = append(s.demoSymbols, relay.Symbol{Name: sy.Name, Ref: sy.Ref})
+			}
 		}
-		// The URL is filled in once the built-in feed listens.
-		ups = []upstreamConfig{{Name: "demo", URL: "ws://127.0.0.1:1/", Subscribe: seedSubscribe, Unsubscribe: seedUnsubscribe, Accept: seedAccept, Symbols: syms}}
+		return nil
 	}
-	seen := map[string]string{}
 	for i, u := range ups {
 		key := fmt.Sprintf("upstreams[%d]", i)
+		u, err := applyPreset(u, key)
+		if err != nil {
+			return configErr(err, fromFlags, ov)
+		}
 		uc, err := u.toRelay(key)
 		if err != nil {
-			return nil, err
-		}
-		if err := uc.Validate(); err != nil {
-			return nil, usagef("%s.%v", key, err)
-		}
-		for j, sy := range uc.Symbols {
-			if other, dup := seen[sy.Name]; dup {
-				return nil, usagef("%s.symbols[%d]: symbol %q is already on upstream %q", key, j, sy.Name, other)
-			}
-			seen[sy.Name] = uc.Name
-		}
-		for _, prev := range s.upstreams {
-			if prev.Name == uc.Name {
-				return nil, usagef("%s.name: duplicate upstream %q", key, uc.Name)
-			}
+			return err
 		}
 		s.upstreams = append(s.upstreams, uc)
 	}
-	return s, nil
+	if err := (relay.Config{Upstreams: s.upstreams}).Validate(); err != nil {
+		return configErr(err, fromFlags, ov)
+	}
+	return nil
 }
 
-func (u upstreamConfig) toRelay(key string) (relay.UpstreamConfig, error) {
-	uc := relay.UpstreamConfig{
-		Name: u.Name, URL: u.URL, Headers: u.Headers, Subscribe: u.Subscribe, Unsubscribe: u.Unsubscribe,
-		Accept: u.Accept, Extract: u.Extract, AppPing: u.AppPing, ReconnectOnStale: u.ReconnectOnStale,
-		Decompress: u.Decompress, InsecureSkipVerify: u.InsecureSkipVerify,
-	}
-	for _, s := range u.Symbols {
-		uc.Symbols = append(uc.Symbols, relay.Symbol{Name: s.Name, Ref: s.Ref})
-	}
-	if u.Pong != nil {
-		if u.Pong.Match == "" || u.Pong.Reply == "" {
-			return uc, usagef("%s.pong: needs both match and reply", key)
+// applyPreset expands u's preset under u's own keys.
+func applyPreset(u upstreamConfig, key string) (upstreamConfig, error) {
+	if u.Preset == "" {
+		if u.Channel != "" {
+			return u, &relay.FieldError{Key: key + ".channel", Err: errors.New("needs preset")}
 		}
-		uc.PongMatch, uc.PongReply = u.Pong.Match, u.Pong.Reply
+		return u, nil
 	}
-	var err error
-	d := func(name, v string, def time.Duration) time.Duration {
-		if err != nil {
-			return 0
-		}
-		var out time.Duration
-		out, err = parseDuration(key+"."+name, v, def)
-		return out
-	}
-	uc.PingInterval = d("ping_interval", u.PingInterval, relay.DefaultPingInterval)
-	uc.PingTimeout = d("ping_timeout", u.PingTimeout, relay.DefaultPingTimeout)
-	uc.StaleAfter = d("stale_after", u.StaleAfter, relay.DefaultStaleAfter)
-	uc.DialTimeout = d("dial_timeout", u.DialTimeout, relay.DefaultDialTimeout)
-	if u.Backoff != nil {
-		uc.Backoff.Min = d("backoff.min", u.Backoff.Min, relay.DefaultBackoffMin)
-		uc.Backoff.Max = d("backoff.max", u.Backoff.Max, relay.DefaultBackoffMax)
-	}
+	p, err := presets.Get(u.Preset)
 	if err != nil {
-		return uc, err
+		return u, &relay.FieldError{Key: key + ".preset", Err: err}
 	}
-	if uc.ReadLimit, err = parseSize(key+".read_limit", u.ReadLimit, relay.DefaultReadLimit); err != nil {
-		return uc, err
+	node, err := p.Expand(u.Channel)
+	if err != nil {
+		return u, &relay.FieldError{Key: key + ".channel", Err: err}
 	}
-	return uc, nil
+	var base upstreamConfig
+	if err := node.Decode(&base); err != nil {
+		return u, fmt.Errorf("preset %s: %w", u.Preset, err) // the presets are tested: unreachable
+	}
+	overlay(&base, &u)
+	base.Channel = cmp.Or(u.Channel, presets.DefaultChannel)
+	base.Name = cmp.Or(u.Name, u.Preset)
+	return base, nil
+}
+
+// configErr makes a config error a usage error that names its key; for an
+// upstream built from flags, the flag (upstreams[0].url is -upstream).
+func configErr(err error, fromFlags bool, ov overrides) error {
+	var fe *relay.FieldError
+	if !errors.As(err, &fe) {
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return err
+		}
+		return usagef("%v", err)
+	}
+	key := fe.Key
+	if fromFlags {
+		for k, f := range map[string]string{
+			"upstreams[0].url": "upstream", "upstreams[0].subscribe": "subscribe", "upstreams[0].symbols": "symbols",
+			"upstreams[0].preset": "preset", "upstreams[0].channel": "channel", "upstreams[0].max_connections": "symbols",
+		} {
+			if key == k || strings.HasPrefix(key, k+".") || strings.HasPrefix(key, k+"[") {
+				key = ov.key(f)
+				break
+			}
+		}
+	}
+	return usagef("%s: %v", key, fe.Err)
 }
 
 func isLoopbackHost(h string) bool {

@@ -154,7 +154,7 @@ func TestPrecedenceFlagEnvFileDefault(t *testing.T) {
 		}
 		return st
 	}
-	if st := resolveArgs(nil, env()); st.listen != ":8080" || st.logLevel != "info" || !st.demo || len(st.upstreams[0].Symbols) != 3 {
+	if st := resolveArgs(nil, env()); st.listen != ":8080" || st.logLevel != "info" || !st.demo || len(st.demoSymbols) != 3 {
 		t.Fatalf("defaults: %+v", st)
 	}
 	if st := resolveArgs([]string{"-config", cfg}, env()); st.listen != ":1111" || st.logLevel != "warn" || st.adminToken != "file-token-0123456789" {
@@ -172,7 +172,7 @@ func TestPrecedenceFlagEnvFileDefault(t *testing.T) {
 		t.Fatalf("token file: %q", st.adminToken)
 	}
 	st := resolveArgs([]string{"-upstream", "wss://x.example/ws", "-symbols", "BTC-USDT,ETH"}, env())
-	if st.demo || len(st.upstreams) != 1 || st.upstreams[0].URL != "wss://x.example/ws" || st.upstreams[0].Subscribe != seedSubscribe || len(st.upstreams[0].Symbols) != 2 {
+	if st.demo || len(st.upstreams) != 1 || st.upstreams[0].URL != "wss://x.example/ws" || st.upstreams[0].Subscribe[0] != seedSubscribe || len(st.upstreams[0].Symbols) != 2 {
 		t.Fatalf("-upstream: %+v", st.upstreams)
 	}
 	full := writeConfig(t, `
@@ -201,7 +201,7 @@ upstreams:
 	st = resolveArgs([]string{"-config", full}, env())
 	u := st.upstreams[0]
 	if st.history != 50 || st.sse.Queue != 64 || st.sse.MaxPerIP != 2 || u.ReadLimit != 2<<20 || u.Symbols[1].Ref != "BTC/USDT" ||
-		u.PongReply != `{"pong":{value}}` || !u.ReconnectOnStale || u.Backoff.Min != 250*time.Millisecond || u.Headers["Origin"] == "" {
+		u.Pong[0].Reply != `{"pong":{value}}` || !u.ReconnectOnStale || u.Backoff.Min != 250*time.Millisecond || u.Headers["Origin"] == "" {
 		t.Fatalf("full config: %+v %+v", st, u)
 	}
 }

@@ -35,6 +35,7 @@ type overrides struct {
 	listen, adminToken, adminTokenFile string
 	logLevel, logFormat                string
 	upstream, subscribe                string
+	preset, channel                    string
 	symbols                            []symbolEntry
 	src                                map[string]string // config key -> where its value came from
 }
@@ -69,10 +70,13 @@ func collect(fs *flag.FlagSet, getenv func(string) string) (overrides, error) {
 	ov.logFormat = val("log-format", "log_format")
 	ov.upstream = val("upstream", "upstream")
 	ov.subscribe = val("subscribe", "subscribe")
+	ov.preset = val("preset", "preset")
+	ov.channel = val("channel", "channel")
 	if syms := val("symbols", "symbols"); syms != "" || set["symbols"] {
 		for _, s := range strings.Split(syms, ",") {
 			if s = strings.TrimSpace(s); s != "" {
-				ov.symbols = append(ov.symbols, symbolEntry{Name: s})
+				name, ref, _ := strings.Cut(s, "=") // NAME=REF: the venue spells it REF
+				ov.symbols = append(ov.symbols, symbolEntry{Name: name, Ref: ref})
 			}
 		}
 		if len(ov.symbols) == 0 {

@@ -5,6 +5,7 @@
 //	wsrelay serve [flags]    run the relay (the built-in demo feed when nothing is configured)
 //	wsrelay simfeed [flags]  run only the simulated exchange feed
 //	wsrelay tail [-server URL] [-json] SYMBOL...
+//	wsrelay presets [NAME [CHANNEL]]
 //	wsrelay healthcheck [-url URL]
 //	wsrelay version
 package main
@@ -47,6 +48,7 @@ Usage:
   wsrelay simfeed [flags]          run only the simulated exchange feed
   wsrelay tail [-server URL] [-json] SYMBOL...
                                    print live quotes from a running relay
+  wsrelay presets [NAME [CHANNEL]] list the exchange presets, or print one's upstream config
   wsrelay healthcheck [-url URL]   exit 0 when the relay's /healthz answers 200
   wsrelay version                  print the version
 
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return simfeedCmd(ctx, args, getenv, stdout, stderr)
 	case "tail":
 		return tail(ctx, args, getenv, stdout, stderr)
+	case "presets":
+		return presetsCmd(ctx, args, getenv, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, args, getenv, stdout, stderr)
 	case "version":
@@ -75,5 +79,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return usagef("unknown command %q (try serve, simfeed, tail, healthcheck, version)", cmd)
+	return usagef("unknown command %q (try serve, simfeed, tail, presets, healthcheck, version)", cmd)
 }

@@ -78,10 +78,10 @@ func keysByLine(src []byte) map[int]string {
 	return out
 }
 
-// parseDuration parses a config duration; "" keeps def.
-func parseDuration(key, v string, def time.Duration) (time.Duration, error) {
+// parseDuration parses a config duration; "" is zero (the default).
+func parseDuration(key, v string) (time.Duration, error) {
 	if v == "" {
-		return def, nil
+		return 0, nil
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil {
@@ -112,9 +112,10 @@ func parseSize(key, v string, def int64) (int64, error) {
 	return n * mult, nil
 }
 
-func intIn(key string, p *int, def, lo, hi int) (int, error) {
+// intIn reads an optional integer in lo..hi; absent is zero (the default).
+func intIn(key string, p *int, lo, hi int) (int, error) {
 	if p == nil {
-		return def, nil
+		return 0, nil
 	}
 	if *p < lo || *p > hi {
 		return 0, usagef("%s: %d is outside %d..%d", key, *p, lo, hi)

@@ -11,11 +11,13 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/wsrelay/wsrelay"
 	"github.com/wsrelay/wsrelay/api"
 	"github.com/wsrelay/wsrelay/relay"
+	"github.com/wsrelay/wsrelay/relay/presets"
 	"github.com/wsrelay/wsrelay/relay/simfeed"
 	"github.com/wsrelay/wsrelay/web"
 )
@@ -56,7 +58,9 @@ func newServeFlagSet() *flag.FlagSet {
 	fs.String("listen", ":8080", "HTTP listen address")
 	fs.String("upstream", "", "one upstream ws:// or wss:// URL, instead of a config file")
 	fs.String("subscribe", "", "its subscribe frame; {symbol} marks the symbol (default: the seed protocol)")
-	fs.String("symbols", "", "its symbols, comma-separated (or the demo's)")
+	fs.String("symbols", "", "its symbols, comma-separated; NAME=REF where the venue spells a symbol REF (or the demo's)")
+	fs.String("preset", "", "an exchange preset ("+strings.Join(presets.Names(), ", ")+"); with -symbols")
+	fs.String("channel", "", "the preset's channel: ticker (default), trades, bbo")
 	fs.String("admin-token", "", "enables the admin endpoints (bearer token, at least 16 characters)")
 	fs.String("admin-token-file", "", "read the admin token from this file")
 	fs.String("log-level", "info", "debug, info, warn, error")
@@ -110,7 +114,7 @@ func runServer(ctx context.Context, st *settings, log *slog.Logger) error {
 			feedSrv.Close()
 			<-feedDone
 		}()
-		st.upstreams[0].URL = "ws://" + feedLn.Addr().String() + "/"
+		st.upstreams = []relay.UpstreamConfig{demoUpstream("ws://"+feedLn.Addr().String()+"/", st.demoSymbols)}
 	}
 
 	broker, err := relay.NewBroker(relay.BrokerConfig{History: st.history, Queue: st.sse.Queue, Encode: api.EncodeSSE})
