@@ -16,7 +16,7 @@ type gate struct {
 	max  int
 
 	mu    sync.Mutex
-	dials []time.Time // times of the last rate.N dials, oldest first
+	dials []*time.Time // recent dials: when each began, then when its handshake ended
 	open  int
 	freed chan struct{} // closed (and replaced) when a connection closes
 }
@@ -27,10 +27,13 @@ func newGate(rate Rate, maxOpen int) *gate {
 
 // acquire waits for a connection slot and a dial within the rate, then
 // counts the dial (whether or not it will succeed: the venue counts
-// handshake attempts). release frees the connection slot; call it once the
-// connection (or the failed dial) is over. wait reports how long acquire
-// waited.
-func (g *gate) acquire(ctx context.Context) (release func(), wait time.Duration, err error) {
+// handshake attempts). done must be called when the handshake has ended
+// (either way): the dial then counts from that moment, which is no
+// earlier than the venue saw it, so network delays cannot squeeze two
+// dials into one of the venue's windows. release frees the connection
+// slot once the connection (or the failed dial) is over. wait reports how
+// long acquire waited.
+func (g *gate) acquire(ctx context.Context) (release, done func(), wait time.Duration, err error) {
 	start := time.Now()
 	var timer *time.Timer
 	defer func() {
@@ -39,9 +42,9 @@ func (g *gate) acquire(ctx context.Context) (release func(), wait time.Duration,
 		}
 	}()
 	for {
-		ok, delay, freed := g.try(time.Now(), true)
+		ok, rec, delay, freed := g.try(time.Now(), true)
 		if ok {
-			return g.releaser(), time.Since(start), nil
+			return g.releaser(), g.marker(rec), time.Since(start), nil
 		}
 		var tc <-chan time.Time
 		if delay > 0 {
@@ -54,7 +57,7 @@ func (g *gate) acquire(ctx context.Context) (release func(), wait time.Duration,
 		}
 		select {
 		case <-ctx.Done():
-			return nil, time.Since(start), context.Cause(ctx)
+			return nil, nil, time.Since(start), context.Cause(ctx)
 		case <-tc:
 		case <-freed:
 		}
@@ -64,7 +67,7 @@ func (g *gate) acquire(ctx context.Context) (release func(), wait time.Duration,
 // tryAcquire takes a connection slot only if one is free now, waiting
 // only for the rate (a handover must not wait for the connection it
 // replaces to close).
-func (g *gate) tryAcquire(ctx context.Context) (release func(), ok bool, err error) {
+func (g *gate) tryAcquire(ctx context.Context) (release, done func(), ok bool, err error) {
 	g.mu.Lock()
 	full := g.max > 0 && g.open >= g.max
 	if !full {
@@ -72,7 +75,7 @@ func (g *gate) tryAcquire(ctx context.Context) (release func(), ok bool, err err
 	}
 	g.mu.Unlock()
 	if full {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
 	release = g.releaser()
 	var timer *time.Timer
@@ -82,9 +85,9 @@ func (g *gate) tryAcquire(ctx context.Context) (release func(), ok bool, err err
 		}
 	}()
 	for {
-		ok, delay, _ := g.try(time.Now(), false)
+		ok, rec, delay, _ := g.try(time.Now(), false)
 		if ok {
-			return release, true, nil
+			return release, g.marker(rec), true, nil
 		}
 		if timer == nil {
 			timer = time.NewTimer(delay)
@@ -94,7 +97,7 @@ func (g *gate) tryAcquire(ctx context.Context) (release func(), ok bool, err err
 		select {
 		case <-ctx.Done():
 			release()
-			return nil, false, context.Cause(ctx)
+			return nil, nil, false, context.Cause(ctx)
 		case <-timer.C:
 		}
 	}
@@ -103,25 +106,49 @@ func (g *gate) tryAcquire(ctx context.Context) (release func(), ok bool, err err
 // try takes a dial (and, when slot, a connection slot) if allowed at now;
 // otherwise it says how long until the rate allows one (0: wait for a
 // connection to close, on freed).
-func (g *gate) try(now time.Time, slot bool) (ok bool, delay time.Duration, freed <-chan struct{}) {
+func (g *gate) try(now time.Time, slot bool) (ok bool, rec *time.Time, delay time.Duration, freed <-chan struct{}) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if slot && g.max > 0 && g.open >= g.max {
-		return false, 0, g.freed
-	}
-	if g.rate.N > 0 && len(g.dials) >= g.rate.N {
-		if d := g.dials[0].Add(g.rate.Per).Sub(now); d > 0 {
-			return false, d, g.freed
-		}
-		g.dials = append(g.dials[:0], g.dials[1:]...)
+		return false, nil, 0, g.freed
 	}
 	if g.rate.N > 0 {
-		g.dials = append(g.dials, now)
+		live := g.dials[:0]
+		var oldest time.Time
+		for _, t := range g.dials {
+			if now.Sub(*t) < g.rate.Per {
+				live = append(live, t)
+				if oldest.IsZero() || t.Before(oldest) {
+					oldest = *t
+				}
+			}
+		}
+		clear(g.dials[len(live):])
+		g.dials = live
+		if len(g.dials) >= g.rate.N {
+			return false, nil, oldest.Add(g.rate.Per).Sub(now), g.freed
+		}
+		rec = new(time.Time)
+		*rec = now
+		g.dials = append(g.dials, rec)
 	}
 	if slot {
 		g.open++
 	}
-	return true, 0, nil
+	return true, rec, 0, nil
+}
+
+// marker returns the done func of a dial: it moves the dial's time to the
+// end of its handshake.
+func (g *gate) marker(rec *time.Time) func() {
+	return func() {
+		if rec == nil {
+			return
+		}
+		g.mu.Lock()
+		*rec = time.Now()
+		g.mu.Unlock()
+	}
 }
 
 func (g *gate) releaser() func() {

@@ -68,11 +68,11 @@ func (c *conn) dial(ctx context.Context, prev *session, handover bool) dialResul
 	up := c.up
 	cfg := &up.cfg
 	res := dialResult{handover: handover}
-	var release func()
+	var release, dialed func()
 	if handover {
 		var ok bool
 		var err error
-		release, ok, err = up.gate.tryAcquire(ctx)
+		release, dialed, ok, err = up.gate.tryAcquire(ctx)
 		if err != nil {
 			res.err = err
 			return res
@@ -83,13 +83,13 @@ func (c *conn) dial(ctx context.Context, prev *session, handover bool) dialResul
 		}
 	} else {
 		var err error
-		release, res.gateWait, err = up.gate.acquire(ctx)
+		release, dialed, res.gateWait, err = up.gate.acquire(ctx)
 		if err != nil {
 			res.err = err
 			return res
 		}
 	}
-	s, err := c.connect(ctx, prev, release)
+	s, err := c.connect(ctx, prev, release, dialed)
 	if err != nil {
 		release()
 		res.err = err
@@ -99,7 +99,7 @@ func (c *conn) dial(ctx context.Context, prev *session, handover bool) dialResul
 	return res
 }
 
-func (c *conn) connect(ctx context.Context, prev *session, release func()) (*session, error) {
+func (c *conn) connect(ctx context.Context, prev *session, release, dialed func()) (*session, error) {
 	up := c.up
 	cfg := &up.cfg
 	fr, err := newFraming(cfg.Framing)
@@ -117,6 +117,7 @@ func (c *conn) connect(ctx context.Context, prev *session, release func()) (*ses
 	if cfg.Resolve != nil {
 		var ping time.Duration
 		if target, ping, err = up.resolve(dctx); err != nil {
+			dialed()
 			return nil, err
 		}
 		if ping > 0 {
@@ -124,9 +125,11 @@ func (c *conn) connect(ctx context.Context, prev *session, release func()) (*ses
 		}
 	}
 	if s.url, err = fr.dialURL(dctx, up.client, up.header, target); err != nil {
+		dialed()
 		return nil, redactErr(err, target)
 	}
 	ws, _, err := websocket.Dial(dctx, s.url, &websocket.DialOptions{HTTPClient: up.client, HTTPHeader: up.header})
+	dialed()
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,6 +102,22 @@ func TestBadConfigExits2(t *testing.T) {
 		{"tail no symbols", "", []string{"tail"}, nil, "symbol"},
 		{"tail bad symbol", "", []string{"tail", "a/b"}, nil, "a/b"},
 		{"tail bad server", "", []string{"tail", "-server", "ftp://x", "A"}, nil, "-server"},
+		{"unknown preset", "upstreams: [{preset: binanse, symbols: [A]}]\n", nil, nil, `upstreams[0].preset: unknown preset "binanse" (one of binance, bitfinex`},
+		{"unknown channel", "upstreams: [{preset: coinbase, channel: bbo, symbols: [A]}]\n", nil, nil, "upstreams[0].channel: preset coinbase has no channel \"bbo\" (one of ticker, trades)"},
+		{"channel without preset", goodUpstream + "    channel: trades\n", nil, nil, "upstreams[0].channel: needs preset"},
+		{"rule key wrong type", goodUpstream + "    reject: {match: /e, message: [a]}\n", nil, nil, "upstreams[0].reject"},
+		{"rule unknown key", goodUpstream + "    heartbeat: {match: /e, equal: 1}\n", nil, nil, `unknown key "equal"`},
+		{"route without symbols_per_connection", goodUpstream + "    route: {match: /s, value: '{symbol}'}\n", nil, nil, "upstreams[0].route: needs symbols_per_connection > 1"},
+		{"shared without route", goodUpstream + "    symbols_per_connection: 5\n", nil, nil, "upstreams[0].route: required"},
+		{"too many symbols", goodUpstream + "    max_connections: 1\n", nil, nil, "upstreams[0].max_connections: 2 symbols need 2 connections"},
+		{"dial rate", goodUpstream + "    dial_rate: fast\n", nil, nil, "upstreams[0].dial_rate"},
+		{"bad framing", goodUpstream + "    framing: stomp\n", nil, nil, "upstreams[0].framing"},
+		{"preset flag without symbols", "", []string{"-preset", "okx"}, nil, "-preset: needs -symbols"},
+		{"preset flag unknown", "", []string{"-preset", "okex", "-symbols", "A"}, nil, `-preset: unknown preset "okex"`},
+		{"channel flag unknown", "", []string{"-preset", "okx", "-channel", "book", "-symbols", "A"}, nil, "-channel: preset okx has no channel"},
+		{"channel flag without preset", "", []string{"-channel", "trades"}, nil, "-channel: needs -preset"},
+		{"preset cap", "", []string{"-preset", "kucoin", "-symbols", manySymbols(51)}, nil, "-symbols"},
+		{"presets unknown", "", []string{"presets", "nope"}, nil, "unknown preset"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -128,6 +145,17 @@ func TestBadConfigExits2(t *testing.T) {
 			}
 		})
 	}
+}
+
+func manySymbols(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "S%d", i)
+	}
+	return b.String()
 }
 
 func TestPrecedenceFlagEnvFileDefault(t *testing.T) {
