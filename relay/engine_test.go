@@ -353,15 +353,18 @@ func TestURLNamesTheSymbol(t *testing.T) {
 func TestSymbolsPerConnectionConfigErrors(t *testing.T) {
 	good := UpstreamConfig{Name: "x", URL: "wss://example.com/ws", Subscribe: []string{seedSub}, Symbols: []Symbol{{Name: "A"}, {Name: "B"}}}
 	for key, edit := range map[string]func(*UpstreamConfig){
-		"route":                  func(u *UpstreamConfig) { u.SymbolsPerConnection = 2 },
-		"route.value":            func(u *UpstreamConfig) { u.SymbolsPerConnection, u.Route = 2, &Route{Match: "/s", Value: "fixed"} },
-		"max_connections":        func(u *UpstreamConfig) { u.MaxConnections = 1 },
-		"symbols_per_connection": func(u *UpstreamConfig) { u.URL += "/{symbol}"; u.SymbolsPerConnection, u.Route = 2, &Route{Match: "/s", Value: "{symbol}"} },
-		"dial_rate":              func(u *UpstreamConfig) { u.DialRate = Rate{N: 3} },
-		"subscribe":              func(u *UpstreamConfig) { u.Subscribe = []string{`{"op":"hello"}`} },
-		"resolve.url":            func(u *UpstreamConfig) { u.Resolve = &Resolve{URL: "ftp://x", WSURL: "{/u}"} },
-		"resolve.ws_url":         func(u *UpstreamConfig) { u.Resolve = &Resolve{URL: "https://x/", WSURL: "{/u"} },
-		"framing":                func(u *UpstreamConfig) { u.Framing = "stomp" },
+		"route":           func(u *UpstreamConfig) { u.SymbolsPerConnection = 2 },
+		"route.value":     func(u *UpstreamConfig) { u.SymbolsPerConnection, u.Route = 2, &Route{Match: "/s", Value: "fixed"} },
+		"max_connections": func(u *UpstreamConfig) { u.MaxConnections = 1 },
+		"symbols_per_connection": func(u *UpstreamConfig) {
+			u.URL += "/{symbol}"
+			u.SymbolsPerConnection, u.Route = 2, &Route{Match: "/s", Value: "{symbol}"}
+		},
+		"dial_rate":      func(u *UpstreamConfig) { u.DialRate = Rate{N: 3} },
+		"subscribe":      func(u *UpstreamConfig) { u.Subscribe = []string{`{"op":"hello"}`} },
+		"resolve.url":    func(u *UpstreamConfig) { u.Resolve = &Resolve{URL: "ftp://x", WSURL: "{/u}"} },
+		"resolve.ws_url": func(u *UpstreamConfig) { u.Resolve = &Resolve{URL: "https://x/", WSURL: "{/u"} },
+		"framing":        func(u *UpstreamConfig) { u.Framing = "stomp" },
 	} {
 		u := good
 		edit(&u)
