@@ -249,7 +249,7 @@ func (c *conn) countIn() bool {
 	ok := c.in.add(time.Now())
 	c.mu.Unlock()
 	if !ok {
-		c.close(websocket.StatusPolicyViolation, "too many messages")
+		c.close(c.s.set.inCode, c.s.set.inReason)
 	}
 	return ok
 }

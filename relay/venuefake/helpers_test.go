@@ -150,8 +150,8 @@ func readUntil(t *testing.T, ctx context.Context, c *websocket.Conn, max int, ma
 	return nil
 }
 
-// contains is a frame predicate: the frame's text contains every part.
-func contains(parts ...string) func([]byte) bool {
+// has is a frame predicate: the frame's text contains every part.
+func has(parts ...string) func([]byte) bool {
 	return func(b []byte) bool {
 		for _, p := range parts {
 			if !bytes.Contains(b, []byte(p)) {

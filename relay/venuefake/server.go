@@ -73,7 +73,9 @@ type settings struct {
 	maxAge         time.Duration // close this long after open
 	inLimit        int           // client messages per inWindow; past it close
 	inWindow       time.Duration
-	inControl      bool // control frames (ping, pong) count toward inLimit
+	inControl      bool                 // control frames (ping, pong) count toward inLimit
+	inCode         websocket.StatusCode // close code past inLimit; 0 = 1008
+	inReason       string               // close reason past inLimit; "" = "too many messages"
 
 	announceCode websocket.StatusCode // close code after Announce; 0 = 1001
 }
@@ -170,6 +172,12 @@ func newServer(name string, v venue, cfg Config, set settings) *Server {
 	s.grace = s.dur(cfg.AnnounceGrace, set.grace)
 	if s.set.readLimit == 0 {
 		s.set.readLimit = 1 << 20
+	}
+	if s.set.inCode == 0 {
+		s.set.inCode = websocket.StatusPolicyViolation
+	}
+	if s.set.inReason == "" {
+		s.set.inReason = "too many messages"
 	}
 	if s.set.announceCode == 0 {
 		s.set.announceCode = websocket.StatusGoingAway

@@ -128,12 +128,12 @@ func TestStreamSharedCounter(t *testing.T) {
 	u := serve(t, v) + "/ws"
 	a, b := dial(t, ctx, u), dial(t, ctx, u)
 	send(t, ctx, a, "sub A")
-	readUntil(t, ctx, a, 1, contains(`"subscribed":"A"`))
+	readUntil(t, ctx, a, 1, has(`"subscribed":"A"`))
 	send(t, ctx, b, "sub A")
-	readUntil(t, ctx, b, 50, contains(`"subscribed":"A"`))
-	fb := obj(t, readUntil(t, ctx, b, 1, contains(`"seq"`)))
+	readUntil(t, ctx, b, 50, has(`"subscribed":"A"`))
+	fb := obj(t, readUntil(t, ctx, b, 1, has(`"seq"`)))
 	want := fb["seq"]
-	readUntil(t, ctx, a, 1000, contains(fmt.Sprintf(`{"seq":%v}`, want)))
+	readUntil(t, ctx, a, 1000, has(fmt.Sprintf(`{"seq":%v}`, want)))
 	v.SetPushing(false)
 	time.Sleep(30 * time.Millisecond)
 	n := v.Pushed("A")
@@ -144,7 +144,7 @@ func TestStreamSharedCounter(t *testing.T) {
 	if !v.Push(ChannelTicker, "A") || v.Pushed("A") != n+1 {
 		t.Fatalf("Push: %d", v.Pushed("A"))
 	}
-	readUntil(t, ctx, a, 1000, contains(fmt.Sprintf(`{"seq":%d}`, n+1)))
+	readUntil(t, ctx, a, 1000, has(fmt.Sprintf(`{"seq":%d}`, n+1)))
 	if v.Subscribers(ChannelTicker, "A") != 2 {
 		t.Fatalf("subscribers %d", v.Subscribers(ChannelTicker, "A"))
 	}
@@ -159,7 +159,7 @@ func TestAnnounceThenClose(t *testing.T) {
 	a := dial(t, ctx, u)
 	send(t, ctx, a, "sub A")
 	v.Announce()
-	readUntil(t, ctx, a, 1000, contains(`"notice":true`))
+	readUntil(t, ctx, a, 1000, has(`"notice":true`))
 	_, err := closedWithin(t, a, 5*time.Second)
 	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
 		t.Fatalf("close: %v", err)
@@ -182,7 +182,7 @@ func TestCloseIdempotentWithClients(t *testing.T) {
 		send(t, ctx, c, "sub B")
 		cs = append(cs, c)
 	}
-	readUntil(t, ctx, cs[0], 100, contains(`"seq"`))
+	readUntil(t, ctx, cs[0], 100, has(`"seq"`))
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(v.Close)
