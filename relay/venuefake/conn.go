@@ -301,7 +301,7 @@ func (c *conn) startRules() {
 				}
 				left := set.idle - time.Since(time.Unix(0, c.lastOut.Load()))
 				if left <= 0 {
-					c.close(websocket.StatusGoingAway, "idle")
+					c.close(c.s.set.idleCode, c.s.set.idleReason)
 					return
 				}
 				t.Reset(left)

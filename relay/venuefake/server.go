@@ -66,12 +66,14 @@ type settings struct {
 
 	// Generic keepalive rules, already resolved (scaled) by the venue;
 	// zero disables each.
-	wsPing         time.Duration // server WebSocket ping period
-	wsPongDeadline time.Duration // close when a ping is not answered within this
-	idle           time.Duration // close when the server sent nothing for this long
-	subscribeBy    time.Duration // close when nothing is subscribed this long after open
-	maxAge         time.Duration // close this long after open
-	inLimit        int           // client messages per inWindow; past it close
+	wsPing         time.Duration        // server WebSocket ping period
+	wsPongDeadline time.Duration        // close when a ping is not answered within this
+	idle           time.Duration        // close when the server sent nothing for this long
+	idleCode       websocket.StatusCode // close code of the idle rule; 0 = 1001
+	idleReason     string               // its reason; "" = "idle"
+	subscribeBy    time.Duration        // close when nothing is subscribed this long after open
+	maxAge         time.Duration        // close this long after open
+	inLimit        int                  // client messages per inWindow; past it close
 	inWindow       time.Duration
 	inControl      bool                 // control frames (ping, pong) count toward inLimit
 	inCode         websocket.StatusCode // close code past inLimit; 0 = 1008
@@ -172,6 +174,12 @@ func newServer(name string, v venue, cfg Config, set settings) *Server {
 	s.grace = s.dur(cfg.AnnounceGrace, set.grace)
 	if s.set.readLimit == 0 {
 		s.set.readLimit = 1 << 20
+	}
+	if s.set.idleCode == 0 {
+		s.set.idleCode = websocket.StatusGoingAway
+	}
+	if s.set.idleReason == "" {
+		s.set.idleReason = "idle"
 	}
 	if s.set.inCode == 0 {
 		s.set.inCode = websocket.StatusPolicyViolation
