@@ -117,9 +117,10 @@ type Server struct {
 	maxConns int
 	grace    time.Duration
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	accepting sync.RWMutex // held (read) from upgrade to registration
 
 	mu      sync.Mutex
 	closed  bool
@@ -276,8 +277,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		},
 		OnPongReceived: func(context.Context, []byte) { c.control() },
 	}
+	// A handshake in progress is registered before Announce looks: a
+	// client that saw its 101 is announced to.
+	s.accepting.RLock()
 	ws, err := websocket.Accept(w, r, opts)
 	if err != nil {
+		s.accepting.RUnlock()
 		release()
 		return
 	}
@@ -285,12 +290,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		s.accepting.RUnlock()
 		release()
 		ws.CloseNow()
 		return
 	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
+	s.accepting.RUnlock()
 	defer release()
 	c.run()
 }
@@ -354,7 +361,9 @@ func (s *Server) logRecord(list *[]string, v string) {
 // then closes those connections after the venue's grace (scaled). New
 // connections are accepted meanwhile, as a venue's other servers would.
 func (s *Server) Announce() {
+	s.accepting.Lock()
 	conns := s.snapshot()
+	s.accepting.Unlock()
 	for _, c := range conns {
 		s.v.announce(c)
 	}
