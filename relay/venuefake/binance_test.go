@@ -208,7 +208,7 @@ func TestBinanceMessageRate(t *testing.T) {
 func TestBinanceHandshakeLimit(t *testing.T) {
 	ctx := testCtx(t)
 	b := NewBinance(BinanceConfig{})
-	if b.limiter == nil || b.limiter.n != 300 || b.limiter.w != 5*time.Minute || b.maxConns != 0 {
+	if b.limiter == nil || b.limiter.(*windowLimiter).n != 300 || b.limiter.(*windowLimiter).w != 5*time.Minute || b.maxConns != 0 {
 		t.Fatalf("default limit %+v cap %d", b.limiter, b.maxConns)
 	}
 	b.Close()

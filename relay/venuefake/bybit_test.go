@@ -135,7 +135,7 @@ func TestBybitIdleCut(t *testing.T) {
 func TestBybitHandshakeLimitAndCap(t *testing.T) {
 	ctx := testCtx(t)
 	b := NewBybit(BybitConfig{})
-	if b.limiter.n != 500 || b.limiter.w != 5*time.Minute || b.maxConns != 1000 {
+	if b.limiter.(*windowLimiter).n != 500 || b.limiter.(*windowLimiter).w != 5*time.Minute || b.maxConns != 1000 {
 		t.Fatalf("defaults %+v %d", b.limiter, b.maxConns)
 	}
 	b.Close()

@@ -254,6 +254,14 @@ func (c *conn) countIn() bool {
 	return ok
 }
 
+// markSubscribed counts a subscription without a stream (Coinbase's
+// heartbeat channel) for the subscribe deadline.
+func (c *conn) markSubscribed() {
+	c.mu.Lock()
+	c.subscribed = true
+	c.mu.Unlock()
+}
+
 // hasSubscribed reports whether a subscription ever succeeded on c.
 func (c *conn) hasSubscribed() bool {
 	c.mu.Lock()

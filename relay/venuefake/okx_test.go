@@ -158,7 +158,7 @@ func TestOKXKeepalive(t *testing.T) {
 func TestOKXHandshakeLimitAndOps(t *testing.T) {
 	ctx := testCtx(t)
 	o := NewOKX(OKXConfig{})
-	if o.limiter.n != 3 || o.limiter.w != time.Second || o.maxConns != 0 || o.opsLimit != 480 || o.opsWindow != time.Hour {
+	if o.limiter.(*windowLimiter).n != 3 || o.limiter.(*windowLimiter).w != time.Second || o.maxConns != 0 || o.opsLimit != 480 || o.opsWindow != time.Hour {
 		t.Fatalf("defaults %+v %d %d %v", o.limiter, o.maxConns, o.opsLimit, o.opsWindow)
 	}
 	o.Close()

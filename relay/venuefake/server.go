@@ -59,6 +59,7 @@ type settings struct {
 	push      time.Duration // default push interval (unscaled)
 	hsLimit   int           // default handshakes per window (0 = none)
 	hsWindow  time.Duration // default window (unscaled)
+	hsBurst   int           // >0: the default is a token bucket (hsLimit per hsWindow, this burst)
 	maxConns  int           // default open connections per IP (0 = none)
 	grace     time.Duration // default announce grace (unscaled)
 	gzip      bool          // every server frame is a gzip binary message
@@ -113,7 +114,7 @@ type Server struct {
 
 	listed   map[string]bool
 	push     time.Duration
-	limiter  *windowLimiter
+	limiter  limiter
 	maxConns int
 	grace    time.Duration
 
@@ -162,10 +163,15 @@ func newServer(name string, v venue, cfg Config, set settings) *Server {
 	}
 	s.push = s.dur(cfg.PushInterval, set.push)
 	limit, window := cfg.HandshakeLimit, s.dur(cfg.HandshakeWindow, set.hsWindow)
+	explicit := limit != 0 || cfg.HandshakeWindow != 0
 	if limit == 0 {
 		limit = set.hsLimit
 	}
-	if limit > 0 && window > 0 {
+	switch {
+	case limit <= 0 || window <= 0:
+	case set.hsBurst > 0 && !explicit:
+		s.limiter = newBucketLimiter(limit, window, set.hsBurst)
+	default:
 		s.limiter = newWindowLimiter(limit, window)
 	}
 	s.maxConns = cfg.MaxConns

@@ -196,3 +196,23 @@ func TestCloseIdempotentWithClients(t *testing.T) {
 		t.Fatalf("after Close: %d", st)
 	}
 }
+
+func TestBucketLimiter(t *testing.T) {
+	l := newBucketLimiter(8, time.Second, 20)
+	t0 := time.Unix(1000, 0)
+	for i := range 20 {
+		if !l.allow("a", t0) {
+			t.Fatalf("burst event %d refused", i)
+		}
+	}
+	if l.allow("a", t0) {
+		t.Fatal("21st event of the burst admitted")
+	}
+	// 8 per second refill: after 250 ms, 2 more.
+	if !l.allow("a", t0.Add(250*time.Millisecond)) || !l.allow("a", t0.Add(250*time.Millisecond)) {
+		t.Fatal("refill refused")
+	}
+	if l.allow("a", t0.Add(250*time.Millisecond)) {
+		t.Fatal("more than the refill admitted")
+	}
+}
