@@ -60,6 +60,7 @@ type settings struct {
 	hsLimit   int           // default handshakes per window (0 = none)
 	hsWindow  time.Duration // default window (unscaled)
 	hsBurst   int           // >0: the default is a token bucket (hsLimit per hsWindow, this burst)
+	hsBan     time.Duration // >0: past the rate, the IP is refused for this long (unscaled)
 	maxConns  int           // default open connections per IP (0 = none)
 	grace     time.Duration // default announce grace (unscaled)
 	gzip      bool          // every server frame is a gzip binary message
@@ -117,6 +118,8 @@ type Server struct {
 	limiter  limiter
 	maxConns int
 	grace    time.Duration
+	ban      time.Duration
+	banned   map[string]time.Time // IP → end of its ban; guarded by mu
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -173,6 +176,10 @@ func newServer(name string, v venue, cfg Config, set settings) *Server {
 		s.limiter = newBucketLimiter(limit, window, set.hsBurst)
 	default:
 		s.limiter = newWindowLimiter(limit, window)
+	}
+	if set.hsBan > 0 {
+		s.ban = s.dur(0, set.hsBan)
+		s.banned = map[string]time.Time{}
 	}
 	s.maxConns = cfg.MaxConns
 	if s.maxConns == 0 {
@@ -242,7 +249,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, "connection cap")
 		return
 	}
-	if s.limiter != nil && !s.limiter.allow(ip, time.Now()) {
+	now := time.Now()
+	if until, ok := s.banned[ip]; ok && now.Before(until) {
+		s.mu.Unlock()
+		s.refuse(w, r, "banned")
+		return
+	}
+	if s.limiter != nil && !s.limiter.allow(ip, now) {
+		if s.ban > 0 {
+			s.banned[ip] = now.Add(s.ban)
+		}
 		s.mu.Unlock()
 		s.refuse(w, r, "handshake rate")
 		return
