@@ -78,6 +78,7 @@ func NewBinance(cfg BinanceConfig) *Binance {
 		limit = 5
 	}
 	set := settings{
+		path:    "/ws",
 		symbols: binanceSymbols,
 		// @ticker is "1000ms" [DOC "Individual Symbol Ticker Streams"];
 		// the fake pushes every stream at one interval.

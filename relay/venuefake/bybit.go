@@ -53,6 +53,7 @@ func NewBybit(cfg BybitConfig) *Bybit {
 		idle = time.Duration(float64(10*time.Minute) * scale)
 	}
 	set := settings{
+		path:    "/v5/public/spot",
 		symbols: bybitSymbols,
 		// "Push frequency: … Spot - 50ms" [DOC ticker.mdx].
 		push: 50 * time.Millisecond,

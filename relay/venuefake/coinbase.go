@@ -75,6 +75,7 @@ func NewCoinbase(cfg CoinbaseConfig) *Coinbase {
 		limit = 100
 	}
 	set := settings{
+		path:    "/",
 		symbols: coinbaseSymbols,
 		// ticker: "real-time price updates every time a match happens"; the
 		// fake pushes on a schedule.

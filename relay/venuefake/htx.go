@@ -66,6 +66,7 @@ func NewHTX(cfg HTXConfig) *HTX {
 		h.missed = 2
 	}
 	set := settings{
+		path:    "/ws",
 		symbols: htxSymbols,
 		// The ticker push rate is not documented (EXCHANGES.md §6.6).
 		push: 500 * time.Millisecond,

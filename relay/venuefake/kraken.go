@@ -69,6 +69,7 @@ func NewKraken(cfg KrakenConfig) *Kraken {
 	}
 	k.heartbeat = d(cfg.Heartbeat, time.Second)
 	set := settings{
+		path:    "/v2",
 		symbols: krakenSymbols,
 		push:    500 * time.Millisecond,
 		// ~150 handshakes per rolling 10 minutes per IP, then a 10 minute

@@ -71,6 +71,7 @@ func NewOKX(cfg OKXConfig) *OKX {
 	}
 	o.opsWindow = d(cfg.OpsWindow, time.Hour)
 	set := settings{
+		path:    "/ws/v5/public",
 		symbols: okxSymbols,
 		// Tickers: "fastest rate is 1 update/100ms" [DOC via EXCHANGES.md §2.3].
 		push: 100 * time.Millisecond,

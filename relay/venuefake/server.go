@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,7 @@ type Config struct {
 
 // settings are a venue's resolved rules, filled by its constructor.
 type settings struct {
+	path      string        // the WebSocket path a client dials (WSURL)
 	symbols   []string      // default listed symbols
 	push      time.Duration // default push interval (unscaled)
 	hsLimit   int           // default handshakes per window (0 = none)
@@ -224,6 +226,13 @@ func (s *Server) dur(set, def time.Duration) time.Duration {
 // Scaled returns d multiplied by the fake's TimeScale: what a test uses to
 // derive its own waits from a venue's documented duration.
 func (s *Server) Scaled(d time.Duration) time.Duration { return s.dur(0, d) }
+
+// WSURL returns the WebSocket URL of the fake served at base (an
+// httptest server's http:// URL): ws:// plus the venue's path, e.g.
+// ws://127.0.0.1:PORT/ws/v5/public for OKX.
+func (s *Server) WSURL(base string) string {
+	return "ws" + strings.TrimPrefix(base, "http") + s.set.path
+}
 
 // Listed reports whether the venue lists symbol (in the venue's spelling).
 func (s *Server) Listed(symbol string) bool { return s.listed[symbol] }
@@ -431,19 +440,4 @@ func (s *Server) Close() {
 		c.ws.CloseNow()
 	}
 	s.wg.Wait()
-}
-
-// goServer runs fn on a goroutine owned by the server, unless it is
-// closed.
-func (s *Server) goServer(fn func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		fn()
-	}()
 }
