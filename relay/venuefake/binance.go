@@ -63,16 +63,7 @@ var binanceSymbols = []string{"BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUS
 // NewBinance returns a Binance fake; serve it with httptest.
 func NewBinance(cfg BinanceConfig) *Binance {
 	b := &Binance{}
-	scale := cfg.TimeScale
-	if scale <= 0 {
-		scale = 1
-	}
-	d := func(set, def time.Duration) time.Duration {
-		if set != 0 {
-			return set
-		}
-		return time.Duration(float64(def) * scale)
-	}
+	d := scaler(cfg.TimeScale)
 	limit := cfg.MessageLimit
 	if limit == 0 {
 		limit = 5

@@ -44,14 +44,7 @@ var bybitSymbols = []string{"BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"}
 // NewBybit returns a Bybit fake; serve it with httptest.
 func NewBybit(cfg BybitConfig) *Bybit {
 	b := &Bybit{}
-	scale := cfg.TimeScale
-	if scale <= 0 {
-		scale = 1
-	}
-	idle := cfg.Idle
-	if idle == 0 {
-		idle = time.Duration(float64(10*time.Minute) * scale)
-	}
+	idle := scaler(cfg.TimeScale)(cfg.Idle, 10*time.Minute)
 	set := settings{
 		path:    "/v5/public/spot",
 		symbols: bybitSymbols,

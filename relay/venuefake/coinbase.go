@@ -59,16 +59,7 @@ var coinbaseSymbols = []string{"BTC-USD", "ETH-USD", "SOL-USD", "BTC-EUR", "ETH-
 // NewCoinbase returns a Coinbase fake; serve it with httptest.
 func NewCoinbase(cfg CoinbaseConfig) *Coinbase {
 	cb := &Coinbase{}
-	scale := cfg.TimeScale
-	if scale <= 0 {
-		scale = 1
-	}
-	d := func(set, def time.Duration) time.Duration {
-		if set != 0 {
-			return set
-		}
-		return time.Duration(float64(def) * scale)
-	}
+	d := scaler(cfg.TimeScale)
 	cb.heartbeat = d(cfg.HeartbeatPeriod, time.Second)
 	limit := cfg.MessageLimit
 	if limit == 0 {

@@ -22,48 +22,59 @@
 // announce grace), so a test runs the venue's rules at a hundredth of the
 // speed without naming each one; a duration set explicitly is used as is.
 //
-// Every venue type embeds *Server, which gives: ServeHTTP; Close
+// Every venue type embeds *Server and satisfies Fake: ServeHTTP; WSURL
+// (ws:// plus the venue's path, given the httptest URL); Close
 // (idempotent, waits for every goroutine); the handshake counters
-// Handshakes, Refused429, Open and MaxOpen; Announce (the venue's shutdown
-// notice on every connection, then a close after a grace); Pushed and
-// PushedOn (how many events a stream produced); SetPushing and Push (freeze
-// the automatic pushes, push by hand); Received (the client frames seen)
-// and Closes (why the fake closed connections). Each venue type adds
+// Handshakes, Refused429, Open and MaxOpen; Announce (the venue's
+// shutdown notice on every connection, then a close after a grace);
+// Pushed, PushedOn and Subscribers; SetPushing and Push (freeze the
+// automatic pushes, push by hand); Received (the client frames seen) and
+// Closes (why the fake closed connections). Each venue type adds
 // Seq(data), which reads the per-stream counter back from the part of a
-// frame the relay publishes (its preset's extract), so a test can prove
-// that nothing was lost or duplicated.
+// frame the relay publishes (its preset's extract) or from a whole frame,
+// so a test can prove that nothing was lost or duplicated.
 //
 // Streams are keyed by a canonical channel name, the same for every venue:
 // ChannelTicker, ChannelTrades and ChannelBBO. Each (channel, symbol)
 // stream has its own counter, carried in a field the venue really has (a
 // trade id, an update id, a sequence); a stream runs while at least one
 // connection subscribes to it, and every subscriber receives the same
-// events with the same counter, as on a real venue.
+// events with the same counter, as on a real venue (two connections of a
+// handover see the same events).
 //
 // # Adding a venue
 //
-// A venue is one file (binance.go, okx.go, …) with:
+// A venue is one file (binance.go, okx.go, …) and its test file:
 //
-//  1. a XxxConfig struct embedding Config, plus the venue's own durations;
-//  2. a type Xxx struct embedding *Server, and NewXxx(cfg) *Xxx that fills
-//     the venue's defaults into a settings value (default symbol list, push
-//     interval, handshake limit and window, connection cap, announce grace,
-//     gzip, server WebSocket pings, idle cut, subscribe deadline, maximum
-//     age, inbound message rate) and calls newServer(name, x, cfg.Config,
-//     settings);
-//  3. the venue interface's methods on *Xxx: handshake (check the path and
-//     query before the upgrade), opened (greeting frames, the venue's own
-//     keepalive goroutines via conn.every/conn.after), message (parse one
-//     client frame: ack or error in the venue's shapes, then
-//     Server.subscribe/unsubscribe), render (one event as the venue's data
-//     frame, per connection), announce (the shutdown notice);
-//  4. Seq(data []byte) (uint64, bool) on *Xxx, for each channel;
-//  5. a test file xxx_test.go proving every rule bites (see the helpers in
-//     helpers_test.go).
+//  1. XxxConfig embeds Config and adds the venue's own durations, each
+//     documented with the sentence of the venue's docs it comes from.
+//  2. type Xxx struct{ *Server } and NewXxx(cfg XxxConfig) *Xxx, which
+//     resolves its durations with d := scaler(cfg.TimeScale) and fills a
+//     settings value: path, default symbols, push interval, handshake
+//     limit and window (hsBurst for a token bucket, hsBan for a ban past
+//     it), connection cap (maxConns), announce grace, gzip, readLimit, and
+//     the generic keepalive rules (wsPing/wsPongDeadline for server
+//     WebSocket pings, idle with idleCode/idleReason for "nothing sent for
+//     so long", subscribeBy, maxAge, inLimit/inWindow/inControl with
+//     inCode/inReason for an inbound message rate); then calls
+//     x.Server = newServer(name, x, cfg.Config, settings).
+//  3. The venue interface (server.go) on *Xxx: handshake (check the path
+//     and query, return the per-connection state), opened (greeting frames
+//     and the venue's own keepalive with conn.every/conn.after), message
+//     (one client frame: ack or error in the venue's shapes via
+//     conn.sendJSON/conn.send, then Server.subscribe/unsubscribe; queue the
+//     ack before subscribe so it precedes the data), render (one event as
+//     the venue's data frame, for one connection; snapshot marks the copy
+//     of the last event a new subscriber gets) and announce.
+//  4. Seq(data []byte) (uint64, bool) on *Xxx for each channel, and the
+//     type added to the Fake checks in fake_test.go.
+//  5. xxx_test.go proving each rule bites (helpers_test.go has the client
+//     helpers: serve, dial, dialNoPong, dialStatus, read, readUntil,
+//     seqRun, closedWithin).
 //
 // The base does the rest: the handshake limiter and connection cap
 // (HTTP 429 before the upgrade), one writer goroutine per connection with
 // a bounded queue (gzip when the venue compresses), the streams and their
-// counters, the generic keepalive rules and Announce. Rules that only one
-// venue has belong in its file, with their source.
+// counters, the generic keepalive rules and Announce. A rule that only
+// one venue has belongs in its file, with its source.
 package venuefake

@@ -53,14 +53,7 @@ var htxSymbols = []string{"btcusdt", "ethusdt", "solusdt", "xrpusdt", "htxusdt"}
 // NewHTX returns an HTX fake; serve it with httptest.
 func NewHTX(cfg HTXConfig) *HTX {
 	h := &HTX{}
-	scale := cfg.TimeScale
-	if scale <= 0 {
-		scale = 1
-	}
-	h.ping = cfg.PingPeriod
-	if h.ping == 0 {
-		h.ping = time.Duration(float64(5*time.Second) * scale)
-	}
+	h.ping = scaler(cfg.TimeScale)(cfg.PingPeriod, 5*time.Second)
 	h.missed = cfg.MissedPings
 	if h.missed == 0 {
 		h.missed = 2

@@ -57,16 +57,7 @@ var krakenSymbols = []string{"BTC/USD", "ETH/USD", "SOL/USD", "BTC/EUR", "ETH/BT
 // NewKraken returns a Kraken fake; serve it with httptest.
 func NewKraken(cfg KrakenConfig) *Kraken {
 	k := &Kraken{}
-	scale := cfg.TimeScale
-	if scale <= 0 {
-		scale = 1
-	}
-	d := func(set, def time.Duration) time.Duration {
-		if set != 0 {
-			return set
-		}
-		return time.Duration(float64(def) * scale)
-	}
+	d := scaler(cfg.TimeScale)
 	k.heartbeat = d(cfg.Heartbeat, time.Second)
 	set := settings{
 		path:    "/v2",

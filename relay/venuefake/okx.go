@@ -55,16 +55,7 @@ var okxSymbols = []string{"BTC-USDT", "ETH-USDT", "SOL-USDT", "BTC-USDT-SWAP", "
 // NewOKX returns an OKX fake; serve it with httptest.
 func NewOKX(cfg OKXConfig) *OKX {
 	o := &OKX{}
-	scale := cfg.TimeScale
-	if scale <= 0 {
-		scale = 1
-	}
-	d := func(set, def time.Duration) time.Duration {
-		if set != 0 {
-			return set
-		}
-		return time.Duration(float64(def) * scale)
-	}
+	d := scaler(cfg.TimeScale)
 	o.opsLimit = cfg.OpsLimit
 	if o.opsLimit == 0 {
 		o.opsLimit = 480

@@ -215,6 +215,21 @@ func newServer(name string, v venue, cfg Config, set settings) *Server {
 	return s
 }
 
+// scaler returns the function a venue constructor resolves its own
+// durations with: a duration set in the config as is, else the venue's
+// default multiplied by the TimeScale (0 meaning 1).
+func scaler(timeScale float64) func(set, def time.Duration) time.Duration {
+	if timeScale <= 0 {
+		timeScale = 1
+	}
+	return func(set, def time.Duration) time.Duration {
+		if set != 0 {
+			return set
+		}
+		return time.Duration(float64(def) * timeScale)
+	}
+}
+
 // dur returns set when non-zero, else def scaled by the config's TimeScale.
 func (s *Server) dur(set, def time.Duration) time.Duration {
 	if set != 0 {
