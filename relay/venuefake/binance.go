@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -182,8 +183,7 @@ func (b *Binance) message(c *conn, typ websocket.MessageType, p []byte) {
 	col := len(bytes.TrimRight(p, " \r\n\t"))
 	// {"code":3,"msg":"Invalid JSON: expected value at line %s column %s"}
 	// [DOC "Error Messages"].
-	var raw any
-	if err := json.Unmarshal(p, &raw); err != nil {
+	if err := json.Unmarshal(p, new(any)); err != nil {
 		at := 1
 		if se, ok := err.(*json.SyntaxError); ok {
 			at = int(se.Offset)
@@ -195,7 +195,8 @@ func (b *Binance) message(c *conn, typ websocket.MessageType, p []byte) {
 		Method *string          `json:"method"`
 		Params *json.RawMessage `json:"params"`
 	}
-	obj, isObj := raw.(map[string]any)
+	var obj map[string]json.RawMessage
+	isObj := json.Unmarshal(p, &obj) == nil && obj != nil
 	if isObj {
 		_ = json.Unmarshal(p, &req)
 	}
@@ -321,22 +322,20 @@ func paramBool(params []any) (bool, bool) {
 	return v, ok
 }
 
-// binanceID validates a request id (raw is its decoded value) and returns
-// it as raw JSON for the reply.
-func binanceID(v any, present bool) (json.RawMessage, bool) {
+// binanceID validates a request id (raw JSON) and returns it as the raw
+// JSON of the reply: an int64, an alphanumeric string of at most 36
+// characters, or null.
+func binanceID(raw json.RawMessage, present bool) (json.RawMessage, bool) {
 	if !present {
 		return nil, false
 	}
-	switch x := v.(type) {
-	case nil:
-		return json.RawMessage("null"), true
-	case float64:
-		if x != float64(int64(x)) {
-			return nil, false
-		}
-		return json.RawMessage(fmt.Sprint(int64(x))), true
-	case string:
-		if len(x) == 0 || len(x) > 36 {
+	t := string(raw)
+	switch {
+	case t == "null":
+		return raw, true
+	case strings.HasPrefix(t, `"`):
+		var x string
+		if json.Unmarshal(raw, &x) != nil || len(x) == 0 || len(x) > 36 {
 			return nil, false
 		}
 		for _, r := range x {
@@ -344,10 +343,12 @@ func binanceID(v any, present bool) (json.RawMessage, bool) {
 				return nil, false
 			}
 		}
-		b, _ := json.Marshal(x)
-		return b, true
+		return raw, true
 	}
-	return nil, false
+	if _, err := strconv.ParseInt(t, 10, 64); err != nil {
+		return nil, false
+	}
+	return raw, true
 }
 
 func (b *Binance) render(c *conn, k streamKey, e *event, _ bool) []byte {

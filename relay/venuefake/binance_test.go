@@ -116,6 +116,8 @@ func TestBinanceWrongShapes(t *testing.T) {
 		{`{"method":"SUBSCRIBE","params":["btcusdt@nonsense"],"id":4}`, `{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":4}`},
 		{`{"method":"SUBSCRIBE","params":"btcusdt@ticker","id":5}`, `{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":5}`},
 		{`{"method":"subscribe","params":["btcusdt@ticker"],"id":6}`, "unknown variant `subscribe`, expected one of `SUBSCRIBE`"},
+		{`{"method":"LIST_SUBSCRIPTIONS","id":9007199254740993}`, `{"result":[],"id":9007199254740993}`},
+		{`{"method":"LIST_SUBSCRIPTIONS","id":"a-b"}`, `"msg":"Invalid request: request ID must be an unsigned integer"`},
 		{`{"method":"SET_PROPERTY","params":["combined","yes"],"id":7}`, `{"error":{"code":1,"msg":"Invalid value type: expected Boolean"},"id":7}`},
 	} {
 		send(t, ctx, c, tc.in)
