@@ -464,6 +464,7 @@ func (b *Binance) announce(c *conn) {
 // 24hrTicker (L), trade (t) or bookTicker (u), or any of them wrapped in
 // a combined {"stream","data"} frame.
 func (b *Binance) Seq(data []byte) (uint64, bool) {
+	data = firstOf(data)
 	var m map[string]json.RawMessage
 	if json.Unmarshal(data, &m) != nil {
 		return 0, false

@@ -339,6 +339,7 @@ func (cb *Coinbase) announce(c *conn) {}
 // Seq reads the counter back from a published Coinbase frame (the preset
 // publishes the whole frame): ticker and match "sequence".
 func (cb *Coinbase) Seq(data []byte) (uint64, bool) {
+	data = firstOf(data)
 	var m map[string]json.RawMessage
 	if json.Unmarshal(data, &m) != nil {
 		return 0, false

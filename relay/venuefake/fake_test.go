@@ -43,3 +43,22 @@ func TestEveryVenueServesAtWSURL(t *testing.T) {
 		})
 	}
 }
+
+// TestSeqOfExtractedLists: a preset that extracts a list of trades
+// (/data) publishes an array; Seq reads its first element.
+func TestSeqOfExtractedLists(t *testing.T) {
+	for name, tc := range map[string]struct {
+		f    Fake
+		data string
+	}{
+		"okx":    {NewOKX(OKXConfig{}), `[{"instId":"BTC-USDT","tradeId":"42","px":"1","sz":"1","side":"buy","ts":"1","count":"1"}]`},
+		"kraken": {NewKraken(KrakenConfig{}), `[{"symbol":"BTC/USD","side":"buy","price":1.0,"qty":1.0,"ord_type":"limit","trade_id":42,"timestamp":"x"}]`},
+		"bybit":  {NewBybit(BybitConfig{}), `[{"T":1,"s":"BTCUSDT","S":"Buy","v":"1","p":"1","L":"PlusTick","i":"x","BT":false,"seq":42}]`},
+	} {
+		n, ok := tc.f.Seq([]byte(tc.data))
+		tc.f.Close()
+		if !ok || n != 42 {
+			t.Errorf("%s: Seq = %d %v", name, n, ok)
+		}
+	}
+}

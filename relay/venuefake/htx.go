@@ -331,6 +331,7 @@ func (h *HTX) announce(c *conn) {}
 // preset's extract) or the whole frame; trade.detail data[0].tradeId,
 // bbo seqId, ticker count.
 func (h *HTX) Seq(data []byte) (uint64, bool) {
+	data = firstOf(data)
 	var m map[string]json.RawMessage
 	if json.Unmarshal(data, &m) != nil {
 		return 0, false

@@ -334,6 +334,7 @@ func (k *Kraken) announce(c *conn) { k.status(c, "maintenance") }
 // Seq reads the counter back from a published Kraken quote: /data/0 of a
 // ticker ("trades") or trade ("trade_id") frame, or the whole frame.
 func (k *Kraken) Seq(data []byte) (uint64, bool) {
+	data = firstOf(data)
 	var m map[string]json.RawMessage
 	if json.Unmarshal(data, &m) != nil {
 		return 0, false

@@ -304,6 +304,7 @@ func (o *OKX) announce(c *conn) {
 // Seq reads the counter back from a published OKX quote: data[0] of a
 // push (bbo-tbt seqId, trades tradeId, tickers vol24h), or the whole push.
 func (o *OKX) Seq(data []byte) (uint64, bool) {
+	data = firstOf(data)
 	var m map[string]json.RawMessage
 	if json.Unmarshal(data, &m) != nil {
 		return 0, false

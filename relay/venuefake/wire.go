@@ -36,3 +36,13 @@ func contains(list []string, v string) bool { return slices.Contains(list, v) }
 func remove(list []string, v string) []string {
 	return slices.DeleteFunc(list, func(s string) bool { return s == v })
 }
+
+// firstOf returns data's first element when data is a JSON array (a
+// preset that extracts a list of trades), else data itself.
+func firstOf(data []byte) []byte {
+	var list []json.RawMessage
+	if json.Unmarshal(data, &list) == nil && len(list) > 0 {
+		return list[0]
+	}
+	return data
+}
