@@ -3,6 +3,7 @@ package venuefake
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -185,7 +186,8 @@ func (b *Binance) message(c *conn, typ websocket.MessageType, p []byte) {
 	// [DOC "Error Messages"].
 	if err := json.Unmarshal(p, new(any)); err != nil {
 		at := 1
-		if se, ok := err.(*json.SyntaxError); ok {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
 			at = int(se.Offset)
 		}
 		b.sendError(c, 3, fmt.Sprintf("Invalid JSON: expected value at line 1 column %d", at), nil)
