@@ -65,7 +65,10 @@
 //     conn.sendJSON/conn.send, then Server.subscribe/unsubscribe; queue the
 //     ack before subscribe so it precedes the data), render (one event as
 //     the venue's data frame, for one connection; snapshot marks the copy
-//     of the last event a new subscriber gets) and announce.
+//     of the last event a new subscriber gets) and announce. A venue with
+//     a plain HTTP endpoint beside its WebSocket (KuCoin's token) also
+//     implements servePlain; it is asked first for requests that are not
+//     upgrades, which are then not counted as handshakes.
 //  4. Seq(data []byte) (uint64, bool) on *Xxx for each channel, and the
 //     type added to the Fake checks in fake_test.go.
 //  5. xxx_test.go proving each rule bites (helpers_test.go has the client

@@ -104,6 +104,14 @@ type venue interface {
 	announce(c *conn)
 }
 
+// plainHTTP is implemented by a venue that also answers plain HTTP
+// requests beside its WebSocket (KuCoin's POST /api/v1/bullet-public). It
+// is asked first for every request that is not a WebSocket upgrade and
+// reports whether it answered; such requests are not handshakes.
+type plainHTTP interface {
+	servePlain(w http.ResponseWriter, r *http.Request) bool
+}
+
 // Server is the base of every venue fake: an http.Handler that upgrades to
 // a WebSocket, enforces the handshake rate and connection cap, runs the
 // streams and the generic keepalive rules, and delegates the protocol to
@@ -255,6 +263,11 @@ func (s *Server) Listed(symbol string) bool { return s.listed[symbol] }
 // ServeHTTP runs one handshake and, if it is admitted, the connection
 // until it ends.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p, ok := s.v.(plainHTTP); ok && !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		if p.servePlain(w, r) {
+			return
+		}
+	}
 	s.handshakes.Add(1)
 	ip, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

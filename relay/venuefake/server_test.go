@@ -2,7 +2,9 @@ package venuefake
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -47,6 +49,14 @@ func (v *echoVenue) render(c *conn, k streamKey, e *event, snapshot bool) []byte
 	return fmt.Appendf(nil, `{"seq":%d}`, e.seq)
 }
 func (v *echoVenue) announce(c *conn) { c.send([]byte(`{"notice":true}`)) }
+func (v *echoVenue) servePlain(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodPost || r.URL.Path != "/token" {
+		return false
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"token":"t"}`))
+	return true
+}
 
 func TestWindowLimiter(t *testing.T) {
 	l := newWindowLimiter(3, time.Second)
@@ -214,5 +224,32 @@ func TestBucketLimiter(t *testing.T) {
 	}
 	if l.allow("a", t0.Add(250*time.Millisecond)) {
 		t.Fatal("more than the refill admitted")
+	}
+}
+
+// TestPlainHTTPBesideTheWebSocket: a venue's plain HTTP endpoint answers
+// without counting a handshake; other plain requests are handshakes that
+// fail the upgrade.
+func TestPlainHTTPBesideTheWebSocket(t *testing.T) {
+	v := newEcho(Config{}, settings{})
+	srv := httptest.NewServer(v)
+	defer srv.Close()
+	defer v.Close()
+	resp, err := http.Post(srv.URL+"/token", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != `{"token":"t"}` || v.Handshakes() != 0 {
+		t.Fatalf("%d %s handshakes %d", resp.StatusCode, body, v.Handshakes())
+	}
+	resp, err = http.Get(srv.URL + "/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == 200 || v.Handshakes() != 1 {
+		t.Fatalf("plain GET of the WebSocket: %d, handshakes %d", resp.StatusCode, v.Handshakes())
 	}
 }
