@@ -16,9 +16,18 @@ type gate struct {
 	max  int
 
 	mu    sync.Mutex
-	dials []*time.Time // recent dials: when each began, then when its handshake ended
+	dials []*dialRec // recent dials
 	open  int
 	freed chan struct{} // closed (and replaced) when a connection closes
+}
+
+// dialRec is one dial: in flight until its handshake ends, then counted
+// from that moment for one window. A dial in flight always counts: the
+// venue counts it from when the request reached it, which may be later
+// than the dial began.
+type dialRec struct {
+	at       time.Time
+	inFlight bool
 }
 
 func newGate(rate Rate, maxOpen int) *gate {
@@ -85,20 +94,25 @@ func (g *gate) tryAcquire(ctx context.Context) (release, done func(), ok bool, e
 		}
 	}()
 	for {
-		ok, rec, delay, _ := g.try(time.Now(), false)
+		ok, rec, delay, freed := g.try(time.Now(), false)
 		if ok {
 			return release, g.marker(rec), true, nil
 		}
-		if timer == nil {
-			timer = time.NewTimer(delay)
-		} else {
-			timer.Reset(delay)
+		var tc <-chan time.Time
+		if delay > 0 {
+			if timer == nil {
+				timer = time.NewTimer(delay)
+			} else {
+				timer.Reset(delay)
+			}
+			tc = timer.C
 		}
 		select {
 		case <-ctx.Done():
 			release()
 			return nil, nil, false, context.Cause(ctx)
-		case <-timer.C:
+		case <-tc:
+		case <-freed:
 		}
 	}
 }
@@ -106,7 +120,7 @@ func (g *gate) tryAcquire(ctx context.Context) (release, done func(), ok bool, e
 // try takes a dial (and, when slot, a connection slot) if allowed at now;
 // otherwise it says how long until the rate allows one (0: wait for a
 // connection to close, on freed).
-func (g *gate) try(now time.Time, slot bool) (ok bool, rec *time.Time, delay time.Duration, freed <-chan struct{}) {
+func (g *gate) try(now time.Time, slot bool) (ok bool, rec *dialRec, delay time.Duration, freed <-chan struct{}) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if slot && g.max > 0 && g.open >= g.max {
@@ -114,22 +128,24 @@ func (g *gate) try(now time.Time, slot bool) (ok bool, rec *time.Time, delay tim
 	}
 	if g.rate.N > 0 {
 		live := g.dials[:0]
-		var oldest time.Time
-		for _, t := range g.dials {
-			if now.Sub(*t) < g.rate.Per {
-				live = append(live, t)
-				if oldest.IsZero() || t.Before(oldest) {
-					oldest = *t
+		var oldest time.Time // of the finished dials still in the window
+		for _, d := range g.dials {
+			if d.inFlight || now.Sub(d.at) < g.rate.Per {
+				live = append(live, d)
+				if !d.inFlight && (oldest.IsZero() || d.at.Before(oldest)) {
+					oldest = d.at
 				}
 			}
 		}
 		clear(g.dials[len(live):])
 		g.dials = live
 		if len(g.dials) >= g.rate.N {
+			if oldest.IsZero() { // all in flight: look again when one ends
+				return false, nil, 0, g.freed
+			}
 			return false, nil, oldest.Add(g.rate.Per).Sub(now), g.freed
 		}
-		rec = new(time.Time)
-		*rec = now
+		rec = &dialRec{at: now, inFlight: true}
 		g.dials = append(g.dials, rec)
 	}
 	if slot {
@@ -138,15 +154,19 @@ func (g *gate) try(now time.Time, slot bool) (ok bool, rec *time.Time, delay tim
 	return true, rec, 0, nil
 }
 
-// marker returns the done func of a dial: it moves the dial's time to the
-// end of its handshake.
-func (g *gate) marker(rec *time.Time) func() {
+// marker returns the done func of a dial: the dial counts from the end of
+// its handshake, and a dial waiting for it may look again.
+func (g *gate) marker(rec *dialRec) func() {
 	return func() {
 		if rec == nil {
 			return
 		}
 		g.mu.Lock()
-		*rec = time.Now()
+		if rec.inFlight {
+			rec.at, rec.inFlight = time.Now(), false
+			close(g.freed)
+			g.freed = make(chan struct{})
+		}
 		g.mu.Unlock()
 	}
 }

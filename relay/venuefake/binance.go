@@ -226,7 +226,11 @@ func (b *Binance) message(c *conn, typ websocket.MessageType, p []byte) {
 			return
 		}
 		for _, n := range names {
-			if !binanceStreamRE.MatchString(strings.ToLower(n)) {
+			// The symbol's case does not make a stream invalid (an
+			// uppercase one is accepted and silent); the stream type's
+			// does: bookTicker is camel case in the docs.
+			sym, typ, _ := strings.Cut(n, "@")
+			if !binanceStreamRE.MatchString(strings.ToLower(sym) + "@" + typ) {
 				b.sendError(c, 2, "Invalid request: invalid stream", id)
 				return
 			}

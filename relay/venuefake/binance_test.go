@@ -253,3 +253,17 @@ func TestBinanceShutdownAndAge(t *testing.T) {
 		t.Fatalf("closes %q", cl)
 	}
 }
+
+// TestBinanceSubscribeBookTicker: the docs name the stream
+// <symbol>@bookTicker (camel case); a SUBSCRIBE to it is acked and
+// delivers.
+func TestBinanceSubscribeBookTicker(t *testing.T) {
+	ctx := testCtx(t)
+	b, u := newBinanceTest(t, BinanceConfig{})
+	c := dial(t, ctx, u+"/ws")
+	send(t, ctx, c, `{"method":"SUBSCRIBE","params":["btcusdt@bookTicker"],"id":1}`)
+	if f, _ := read(ctx, c); string(f.data) != `{"result":null,"id":1}` {
+		t.Fatalf("ack %s", f.data)
+	}
+	seqRun(t, ctx, c, 3, b.Seq)
+}
