@@ -371,11 +371,11 @@ func TestPresetChannelsRelayWithTheirFields(t *testing.T) {
 				}
 				ctx, cancel := context.WithCancel(context.Background())
 				rp := startRelay(t, ctx, "-config", path, "-log-level", "debug")
-			defer func() {
-				if t.Failed() {
-					t.Logf("venue received %q closed %q\nrelay log:\n%s", f.Received(), f.Closes(), rp.logs.String())
-				}
-			}()
+				defer func() {
+					if t.Failed() {
+						t.Logf("venue received %q closed %q\nrelay log:\n%s", f.Received(), f.Closes(), rp.logs.String())
+					}
+				}()
 				defer func() { cancel(); <-rp.done }()
 				var data json.RawMessage
 				waitFor(t, "a quote", 15*time.Second, func() bool {
