@@ -198,11 +198,11 @@ func TestSignalRHubMessages(t *testing.T) {
 	}
 
 	for rec, want := range map[string]string{
-		`{"type":1,"target":"Subscribe","arguments":["BTC-USD"],"extra":1}`: "Unexpected property 'extra' in a message of type 1.",
-		`{"type":"1","target":"Subscribe","arguments":[]}`:                 "Expected 'type' to be of type Integer.",
-		`{"type":3,"invocationId":"1"}`:                                    "Unexpected Completion: this hub sent no invocation expecting results.",
-		`{"type":1,"target":"Subscribe"}`:                                  "Missing required property 'arguments'.",
-		`{"type":99}`:                                                      "Unknown message type: 99",
+		`{"type":1,"target":"Subscribe","arguments":["BTC-USD"],"extra":1}`:     "Unexpected property 'extra' in a message of type 1.",
+		`{"type":"1","target":"Subscribe","arguments":[]}`:                      "Expected 'type' to be of type Integer.",
+		`{"type":3,"invocationId":"1"}`:                                         "Unexpected Completion: this hub sent no invocation expecting results.",
+		`{"type":1,"target":"Subscribe"}`:                                       "Missing required property 'arguments'.",
+		`{"type":99}`:                                                           "Unknown message type: 99",
 		`{"type":1,"target":"` + strings.Repeat("x", 300) + `","arguments":[]}`: "The maximum message size of 256B was exceeded.",
 	} {
 		c := open()
