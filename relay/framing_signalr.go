@@ -292,28 +292,28 @@ type handshakeResponse struct {
 func (f *signalRFraming) open(ctx context.Context, ws *websocket.Conn) (openInfo, error) {
 	f.pending = f.pending[:0]
 	if err := ws.Write(ctx, websocket.MessageText, signalRHandshake); err != nil {
-		return openInfo{}, fmt.Errorf("signalr: handshake: %w", err)
+		return openInfo{}, fmt.Errorf("sending the handshake request: %w", err)
 	}
 	typ, p, err := ws.Read(ctx)
 	if err != nil {
-		return openInfo{}, fmt.Errorf("signalr: waiting for the handshake response: %w", err)
+		return openInfo{}, fmt.Errorf("waiting for the handshake response: %w", err)
 	}
 	if typ != websocket.MessageText {
-		return openInfo{}, fmt.Errorf("signalr: handshake response is %s, not text", quoteMsg(typ, p))
+		return openInfo{}, fmt.Errorf("the handshake response is %s, not text", quoteMsg(typ, p))
 	}
 	i := bytes.IndexByte(p, signalRRS)
 	if i < 0 {
-		return openInfo{}, fmt.Errorf("signalr: handshake response %s does not end with 0x1E (incomplete)", quoteMsg(typ, p))
+		return openInfo{}, fmt.Errorf("the handshake response %s does not end with 0x1E (incomplete)", quoteMsg(typ, p))
 	}
 	var hr handshakeResponse
 	if err := json.Unmarshal(p[:i], &hr); err != nil {
-		return openInfo{}, fmt.Errorf("signalr: handshake response %s: %w", quoteMsg(typ, p[:i]), err)
+		return openInfo{}, fmt.Errorf("the handshake response %s: %w", quoteMsg(typ, p[:i]), err)
 	}
 	if hr.Error != nil {
-		return openInfo{}, fmt.Errorf("signalr: handshake refused: %s", truncate(*hr.Error, 256))
+		return openInfo{}, fmt.Errorf("refused: %s", truncate(*hr.Error, 256))
 	}
 	if len(hr.Type) > 0 {
-		return openInfo{}, fmt.Errorf("signalr: expected a handshake response, got a hub message %s", quoteMsg(typ, p[:i]))
+		return openInfo{}, fmt.Errorf("expected a handshake response, got a hub message %s", quoteMsg(typ, p[:i]))
 	}
 	// client parseHandshakeResponse: what follows the response in the same
 	// message are ordinary messages.
@@ -339,16 +339,25 @@ func (f *signalRFraming) decode(dst []record, typ websocket.MessageType, p []byt
 		// Expected a string." (MessagePack is not spoken here.)
 		return dst, nil, errors.New("signalr: binary message on the JSON hub protocol (protocol error)")
 	}
+	dst, closed := f.records(dst, p)
+	if closed != nil {
+		closed = fmt.Errorf("signalr: %w", closed)
+	}
+	return dst, nil, closed
+}
+
+// records is decode of a text message, with errors that do not name the
+// framing.
+func (f *signalRFraming) records(dst []record, p []byte) ([]record, error) {
 	if len(f.pending) > 0 {
 		var closed error
 		dst, closed = f.split(dst, f.pending)
 		f.pending = f.pending[:0]
 		if closed != nil {
-			return dst, nil, closed
+			return dst, closed
 		}
 	}
-	dst, closed := f.split(dst, p)
-	return dst, nil, closed
+	return f.split(dst, p)
 }
 
 // split appends the records of p, which must end with the separator
@@ -358,7 +367,7 @@ func (f *signalRFraming) split(dst []record, p []byte) ([]record, error) {
 		return dst, nil
 	}
 	if p[len(p)-1] != signalRRS {
-		return dst, fmt.Errorf("signalr: message %s does not end with 0x1E (incomplete record)", quoteMsg(websocket.MessageText, p))
+		return dst, fmt.Errorf("message %s does not end with 0x1E (incomplete record)", quoteMsg(websocket.MessageText, p))
 	}
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, signalRRS)
@@ -369,11 +378,11 @@ func (f *signalRFraming) split(dst []record, p []byte) ([]record, error) {
 		}
 		var m hubMessage
 		if err := json.Unmarshal(rec, &m); err != nil {
-			return dst, fmt.Errorf("signalr: hub message %s is not JSON: %w", quoteMsg(websocket.MessageText, rec), err)
+			return dst, fmt.Errorf("hub message %s is not JSON: %w", quoteMsg(websocket.MessageText, rec), err)
 		}
 		t, err := strconv.Atoi(string(m.Type))
 		if err != nil { // client: "Invalid payload." unless type is a number
-			return dst, fmt.Errorf("signalr: hub message %s has no numeric type (protocol error)", quoteMsg(websocket.MessageText, rec))
+			return dst, fmt.Errorf("hub message %s has no numeric type (protocol error)", quoteMsg(websocket.MessageText, rec))
 		}
 		switch t {
 		case signalRInvocation, signalRStreamItem, signalRCompletion:
@@ -384,9 +393,9 @@ func (f *signalRFraming) split(dst []record, p []byte) ([]record, error) {
 			// reconnect, which is not negotiated.
 		case signalRClose:
 			if m.Error != nil && *m.Error != "" {
-				return dst, fmt.Errorf("signalr: the server closed the connection: %s", truncate(*m.Error, 256))
+				return dst, fmt.Errorf("the server closed the connection: %s", truncate(*m.Error, 256))
 			}
-			return dst, errors.New("signalr: the server closed the connection (close message without error)")
+			return dst, errors.New("the server closed the connection (close message without error)")
 		default:
 			// client: "Unknown message type '…' ignored."
 		}

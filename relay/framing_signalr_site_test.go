@@ -42,7 +42,7 @@ func TestSignalRFramingHub(t *testing.T) {
 	if s.info.readIdle != 30*time.Second || s.info.pingInterval != 15*time.Second {
 		t.Fatalf("openInfo %+v", s.info)
 	}
-	rules, err := NewFrameRules(FrameConfig{Accept: "/arguments/0/seq", Extract: "/arguments/0"})
+	rules, err := (&UpstreamConfig{Accept: []Matcher{Equals("/target", "quote")}, Extract: "/arguments/0"}).FrameRules()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestSignalRFramingErrors(t *testing.T) {
 		t.Fatalf("negotiate error: %v", err)
 	}
 	_, hsrv := startHub(t, sitefake.SignalRConfig{HandshakeError: "The protocol 'json' is disabled here."})
-	if _, err := tryOpenFraming(ctx, newSignalRFraming(signalROptions{}), wsURL(hsrv, "/hub"), nil); err == nil || err.Error() != "signalr: handshake refused: The protocol 'json' is disabled here." {
+	if _, err := tryOpenFraming(ctx, newSignalRFraming(signalROptions{}), wsURL(hsrv, "/hub"), nil); err == nil || err.Error() != "refused: The protocol 'json' is disabled here." {
 		t.Fatalf("handshake error: %v", err)
 	}
 	_, tsrv := startHub(t, sitefake.SignalRConfig{RequireToken: "t0k"})

@@ -176,7 +176,7 @@ func TestSignalROpenErrors(t *testing.T) {
 		typ    websocket.MessageType
 		want   string
 	}{
-		"refused":     {[]byte(`{"error":"The protocol 'json' is not supported."}` + "\x1e"), websocket.MessageText, "handshake refused: The protocol 'json' is not supported."},
+		"refused":     {[]byte(`{"error":"The protocol 'json' is not supported."}` + "\x1e"), websocket.MessageText, "refused: The protocol 'json' is not supported."},
 		"hub message": {[]byte(`{"type":6}` + "\x1e"), websocket.MessageText, "expected a handshake response, got a hub message"},
 		"incomplete":  {[]byte(`{}`), websocket.MessageText, "does not end with 0x1E"},
 		"binary":      {[]byte("{}\x1e"), websocket.MessageBinary, "not text"},

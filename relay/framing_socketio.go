@@ -126,21 +126,21 @@ func (f *socketIOFraming) open(ctx context.Context, ws *websocket.Conn) (openInf
 	f.attachments, f.skip = 0, nil
 	typ, p, err := ws.Read(ctx)
 	if err != nil {
-		return openInfo{}, fmt.Errorf("socketio: waiting for the open packet: %w", err)
+		return openInfo{}, fmt.Errorf("waiting for the open packet: %w", err)
 	}
 	if typ != websocket.MessageText || len(p) == 0 || p[0] != '0' {
-		return openInfo{}, fmt.Errorf("socketio: expected the Engine.IO open packet 0{…}, got %s", quoteMsg(typ, p))
+		return openInfo{}, fmt.Errorf("expected the Engine.IO open packet 0{…}, got %s", quoteMsg(typ, p))
 	}
 	var op eioOpen
 	if err := json.Unmarshal(p[1:], &op); err != nil {
-		return openInfo{}, fmt.Errorf("socketio: open packet: %w", err)
+		return openInfo{}, fmt.Errorf("open packet: %w", err)
 	}
 	if op.SID == "" {
-		return openInfo{}, errors.New("socketio: open packet has no sid")
+		return openInfo{}, errors.New("open packet has no sid")
 	}
 	const maxMS = int64(24 * time.Hour / time.Millisecond)
 	if op.PingInterval < 0 || op.PingTimeout < 0 || op.PingInterval > maxMS || op.PingTimeout > maxMS {
-		return openInfo{}, fmt.Errorf("socketio: open packet has pingInterval %d, pingTimeout %d (ms): out of range", op.PingInterval, op.PingTimeout)
+		return openInfo{}, fmt.Errorf("open packet has pingInterval %d, pingTimeout %d (ms): out of range", op.PingInterval, op.PingTimeout)
 	}
 	// EIO Heartbeat: "if the client does not receive a ping packet within
 	// pingInterval + pingTimeout, then it SHOULD consider that the
@@ -152,20 +152,20 @@ func (f *socketIOFraming) open(ctx context.Context, ws *websocket.Conn) (openInf
 
 	// SIO "Connection to a namespace": the client MUST send CONNECT first.
 	if err := ws.Write(ctx, websocket.MessageText, f.connect); err != nil {
-		return openInfo{}, fmt.Errorf("socketio: namespace connect: %w", err)
+		return openInfo{}, fmt.Errorf("namespace connect: %w", err)
 	}
 	for range socketIOOpenLimit {
 		typ, p, err := ws.Read(ctx)
 		if err != nil {
-			return openInfo{}, fmt.Errorf("socketio: waiting for the namespace %q to accept the connection: %w", f.namespace, err)
+			return openInfo{}, fmt.Errorf("waiting for the namespace %q to accept the connection: %w", f.namespace, err)
 		}
 		if typ != websocket.MessageText {
 			continue
 		}
-		recs, reply, closed := f.decode(nil, typ, p)
+		recs, reply, closed := f.packet(nil, typ, p)
 		if reply != nil {
 			if err := ws.Write(ctx, websocket.MessageText, reply); err != nil {
-				return openInfo{}, fmt.Errorf("socketio: pong: %w", err)
+				return openInfo{}, fmt.Errorf("pong: %w", err)
 			}
 		}
 		if closed != nil {
@@ -180,7 +180,7 @@ func (f *socketIOFraming) open(ctx context.Context, ws *websocket.Conn) (openInf
 			}
 		}
 	}
-	return openInfo{}, fmt.Errorf("socketio: no answer to the namespace %q connect within %d packets", f.namespace, socketIOOpenLimit)
+	return openInfo{}, fmt.Errorf("no answer to the namespace %q connect within %d packets", f.namespace, socketIOOpenLimit)
 }
 
 // ours reports whether a packet's namespace is the one connected to.
@@ -194,6 +194,15 @@ func (f *socketIOFraming) ours(nsp []byte) bool {
 // decode reads one Engine.IO packet (EIO "WebSocket": each packet is its
 // own WebSocket message).
 func (f *socketIOFraming) decode(dst []record, typ websocket.MessageType, p []byte) ([]record, []byte, error) {
+	dst, reply, closed := f.packet(dst, typ, p)
+	if closed != nil {
+		closed = fmt.Errorf("socketio: %w", closed)
+	}
+	return dst, reply, closed
+}
+
+// packet is decode with errors that do not name the framing.
+func (f *socketIOFraming) packet(dst []record, typ websocket.MessageType, p []byte) ([]record, []byte, error) {
 	f.skip = nil
 	if typ == websocket.MessageBinary {
 		// SIO BINARY_EVENT: the attachments follow their header, each in its
@@ -204,16 +213,16 @@ func (f *socketIOFraming) decode(dst []record, typ websocket.MessageType, p []by
 		}
 		// client: socket.io-parser throws "got binary data when not
 		// reconstructing a packet" and the manager closes ("parse error").
-		return dst, nil, errors.New("socketio: binary message outside a binary event (protocol error)")
+		return dst, nil, errors.New("binary message outside a binary event (protocol error)")
 	}
 	if len(p) == 0 {
-		return dst, nil, errors.New("socketio: empty Engine.IO packet (protocol error)")
+		return dst, nil, errors.New("empty Engine.IO packet (protocol error)")
 	}
 	switch p[0] {
 	case '0', '3', '5', '6': // open (already done), pong, upgrade, noop: nothing to do
 		return dst, nil, nil
 	case '1': // EIO close
-		return dst, nil, errors.New("socketio: the server closed the session (Engine.IO close packet)")
+		return dst, nil, errors.New("the server closed the session (Engine.IO close packet)")
 	case '2': // EIO Heartbeat: answer ping with pong, echoing the payload
 		reply := make([]byte, len(p))
 		reply[0] = '3'
@@ -224,7 +233,7 @@ func (f *socketIOFraming) decode(dst []record, typ websocket.MessageType, p []by
 	}
 	// client: engine.io-parser decodes an unknown type as an error packet,
 	// on which the socket closes.
-	return dst, nil, fmt.Errorf("socketio: unknown Engine.IO packet type %q (protocol error)", p[0])
+	return dst, nil, fmt.Errorf("unknown Engine.IO packet type %q (protocol error)", p[0])
 }
 
 // message handles one Socket.IO packet.
@@ -242,16 +251,16 @@ func (f *socketIOFraming) message(dst []record, p []byte) ([]record, []byte, err
 	switch pk.typ {
 	case sioConnect: // answered already
 	case sioDisconnect:
-		return dst, nil, fmt.Errorf("socketio: the server disconnected the namespace %q (DISCONNECT packet)", f.namespace)
+		return dst, nil, fmt.Errorf("the server disconnected the namespace %q (DISCONNECT packet)", f.namespace)
 	case sioConnectError:
-		return dst, nil, fmt.Errorf("socketio: the server refused the namespace %q: %s", f.namespace, connectErrorText(pk.payload))
+		return dst, nil, fmt.Errorf("the server refused the namespace %q: %s", f.namespace, connectErrorText(pk.payload))
 	case sioEvent, sioAck:
 		// SIO "Sending and receiving data": an EVENT's payload "MUST be a
 		// non-empty array. If that's not the case, then the receiver MUST
 		// close the connection"; an ACK's "MUST be an array (possibly
 		// empty)".
 		if !isJSONArray(pk.payload, pk.typ == sioEvent) {
-			return dst, nil, fmt.Errorf("socketio: %s payload is not a JSON array: %s (protocol error)", sioTypeName(pk.typ), quoteMsg(websocket.MessageText, pk.payload))
+			return dst, nil, fmt.Errorf("%s payload is not a JSON array: %s (protocol error)", sioTypeName(pk.typ), quoteMsg(websocket.MessageText, pk.payload))
 		}
 		return append(dst, record{data: pk.payload}), nil, nil
 	case sioBinaryEvent, sioBinaryAck:
@@ -305,7 +314,7 @@ type sioPacket struct {
 func parseSIOPacket(p []byte) (sioPacket, error) {
 	pk := sioPacket{ackID: -1}
 	if len(p) == 0 || p[0] < '0' || p[0] > '6' {
-		return pk, fmt.Errorf("socketio: unknown Socket.IO packet type in %s (protocol error)", quoteMsg(websocket.MessageText, p))
+		return pk, fmt.Errorf("unknown Socket.IO packet type in %s (protocol error)", quoteMsg(websocket.MessageText, p))
 	}
 	pk.typ = int(p[0] - '0')
 	i := 1
@@ -315,7 +324,7 @@ func parseSIOPacket(p []byte) (sioPacket, error) {
 			j++
 		}
 		if j == i || j-i > 9 || j >= len(p) || p[j] != '-' {
-			return pk, fmt.Errorf("socketio: %s without a valid attachment count (protocol error)", sioTypeName(pk.typ))
+			return pk, fmt.Errorf("%s without a valid attachment count (protocol error)", sioTypeName(pk.typ))
 		}
 		pk.attachments, _ = strconv.Atoi(string(p[i:j]))
 		i = j + 1
@@ -338,7 +347,7 @@ func parseSIOPacket(p []byte) (sioPacket, error) {
 		}
 		id, err := strconv.ParseInt(string(p[i:j]), 10, 64)
 		if err != nil || j-i > 15 {
-			return pk, fmt.Errorf("socketio: ack id %q out of range (protocol error)", p[i:j])
+			return pk, fmt.Errorf("ack id %q out of range (protocol error)", p[i:j])
 		}
 		pk.ackID, i = id, j
 	}

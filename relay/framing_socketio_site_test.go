@@ -52,7 +52,7 @@ func TestSocketIOFramingRealServer(t *testing.T) {
 	if s.info.readIdle != 400*time.Millisecond {
 		t.Fatalf("readIdle = %v, want pingInterval+pingTimeout", s.info.readIdle)
 	}
-	rules, err := NewFrameRules(FrameConfig{Accept: "/1/seq", Extract: "/1"})
+	rules, err := (&UpstreamConfig{Accept: []Matcher{Equals("/0", "quote")}, Extract: "/1"}).FrameRules()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,9 @@ type SocketIOConfig struct {
 	// Token the /private namespace wants in the CONNECT auth payload
 	// ({"token": Token}); default "secret".
 	Token string
+	// TokenEverywhere makes every namespace, / included, want the token:
+	// a client without it gets CONNECT_ERROR "not authorized".
+	TokenEverywhere bool
 	// StartTimeout bounds the start of Node; default 20 s.
 	StartTimeout time.Duration
 }
@@ -62,6 +65,9 @@ func StartSocketIO(ctx context.Context, cfg SocketIOConfig) (*SocketIO, error) {
 	}
 	if cfg.Token != "" {
 		opts["token"] = cfg.Token
+	}
+	if cfg.TokenEverywhere {
+		opts["authAll"] = true
 	}
 	arg, err := json.Marshal(opts)
 	if err != nil {

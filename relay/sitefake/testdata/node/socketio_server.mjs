@@ -11,9 +11,10 @@
 //                 a client that sees no gap lost nothing
 //   unknown symbol: ack({ok:false, error}) when an ack was asked for,
 //                 otherwise emits "subscribe_error", {symbol, message}
-// /private refuses a connection without auth {token} (CONNECT_ERROR
-// "not authorized"); other namespaces than /, /markets and /private are
-// refused by Socket.IO itself ("Invalid namespace").
+// /private (every namespace with authAll) refuses a connection without
+// auth {token} (CONNECT_ERROR "not authorized"); other namespaces than /,
+// /markets and /private are refused by Socket.IO itself ("Invalid
+// namespace").
 //
 // Control: one JSON command per stdin line, {"id":N,"cmd":…}; the answer is
 // one stdout line {"id":N,…}. Commands: stats, disconnect {nsp} (Socket.IO
@@ -25,7 +26,7 @@ import { createInterface } from "node:readline";
 import { Server } from "socket.io";
 
 const cfg = Object.assign(
-  { pingInterval: 25000, pingTimeout: 20000, intervalMs: 50, symbols: ["BTC-USD", "ETH-USD", "SOL-USD"], token: "secret" },
+  { pingInterval: 25000, pingTimeout: 20000, intervalMs: 50, symbols: ["BTC-USD", "ETH-USD", "SOL-USD"], token: "secret", authAll: false },
   JSON.parse(process.argv[2] || "{}"),
 );
 const known = new Set(cfg.symbols);
@@ -93,14 +94,15 @@ function serve(nsp) {
   });
 }
 
-serve(io.of("/"));
-serve(io.of("/markets"));
-const priv = io.of("/private");
-priv.use((socket, next) => {
+function requireToken(socket, next) {
   if (socket.handshake.auth && socket.handshake.auth.token === cfg.token) next();
   else next(new Error("not authorized"));
-});
-serve(priv);
+}
+for (const name of ["/", "/markets", "/private"]) {
+  const nsp = io.of(name);
+  if (name === "/private" || cfg.authAll) nsp.use(requireToken);
+  serve(nsp);
+}
 
 function command(c) {
   const nsp = io.of(c.nsp || "/");
