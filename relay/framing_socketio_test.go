@@ -300,3 +300,31 @@ func FuzzSocketIODecode(f *testing.F) {
 		}
 	})
 }
+
+func TestFramingTemplateChecks(t *testing.T) {
+	sio := mustSocketIO(t, socketIOOptions{})
+	sr := newSignalRFraming(signalROptions{})
+	for tmpl, ok := range map[string]bool{
+		`["subscribe","{symbol}"]`:     true,
+		` ["subscribe"]`:               true,
+		`{id}["subscribe","{symbol}"]`: true,
+		`12["subscribe"]`:              true,
+		`42["subscribe","{symbol}"]`:   false,
+		`42/m,["subscribe"]`:           false,
+		`{"op":"subscribe"}`:           false,
+		`subscribe`:                    false,
+	} {
+		if err := sio.checkTemplate(tmpl); (err == nil) != ok {
+			t.Errorf("socketio checkTemplate(%q) = %v", tmpl, err)
+		}
+	}
+	for tmpl, ok := range map[string]bool{
+		`{"type":1,"target":"Subscribe","arguments":["{symbol}"]}`: true,
+		`["Subscribe"]`: false,
+		``:              false,
+	} {
+		if err := sr.checkTemplate(tmpl); (err == nil) != ok {
+			t.Errorf("signalr checkTemplate(%q) = %v", tmpl, err)
+		}
+	}
+}
