@@ -12,8 +12,10 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,17 +133,44 @@ func NewSignalRHub(cfg SignalRConfig) *SignalRHub {
 	return h
 }
 
-// ServeHTTP serves negotiate and the WebSocket endpoint.
+// ServeHTTP serves negotiate and the WebSocket endpoint, and at / a page
+// that watches quotes through the official browser client (/signalr.js,
+// from testdata/node's node_modules; 404 without them).
 func (h *SignalRHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case h.cfg.Path + "/negotiate":
 		h.negotiate(w, r)
 	case h.cfg.Path:
 		h.connect(w, r)
+	case "/":
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, strings.Replace(signalRPage, "HUB_PATH", h.cfg.Path, 1))
+	case "/signalr.js":
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		http.ServeFile(w, r, filepath.Join(NodeDir(), "node_modules", "@microsoft", "signalr", "dist", "browser", "signalr.min.js"))
 	default:
 		http.NotFound(w, r)
 	}
 }
+
+// signalRPage subscribes to ?symbols= (default BTC-USD) as a site's page
+// would: negotiate, then WebSockets. window.quotes counts the quotes.
+const signalRPage = `<!doctype html>
+<meta charset="utf-8"><title>sitefake quotes</title>
+<pre id="log"></pre>
+<script src="/signalr.js"></script>
+<script>
+const params = new URLSearchParams(location.search);
+const symbols = (params.get("symbols") || "BTC-USD").split(",");
+const conn = new signalR.HubConnectionBuilder().withUrl("HUB_PATH").build();
+window.quotes = 0;
+conn.on("quote", (q) => {
+  window.quotes++;
+  document.getElementById("log").textContent = q.symbol + " " + q.price + " #" + q.seq;
+});
+conn.start().then(() => Promise.all(symbols.map((s) => conn.invoke("Subscribe", s))));
+</script>
+`
 
 // authorized checks RequireToken.
 func (h *SignalRHub) authorized(r *http.Request) bool {

@@ -35,6 +35,11 @@ type SocketIO struct {
 	// URL is the Engine.IO WebSocket URL, as a browser opens it:
 	// ws://127.0.0.1:PORT/socket.io/?EIO=4&transport=websocket.
 	URL string
+	// PageURL is the site's page (http://127.0.0.1:PORT/): it loads the
+	// Socket.IO browser client and subscribes to ?symbols= (default
+	// BTC-USD) in ?nsp=, by long-polling then WebSocket unless
+	// ?transport=websocket; window.quotes counts the quotes it got.
+	PageURL string
 	// Port is the loopback port Node listens on.
 	Port int
 
@@ -88,9 +93,10 @@ func StartSocketIO(ctx context.Context, cfg SocketIOConfig) (*SocketIO, error) {
 		return nil, fmt.Errorf("sitefake: socket.io server did not start: %w", err)
 	}
 	return &SocketIO{
-		URL:  "ws://127.0.0.1:" + strconv.Itoa(ready.Port) + "/socket.io/?EIO=4&transport=websocket",
-		Port: ready.Port,
-		proc: proc,
+		URL:     "ws://127.0.0.1:" + strconv.Itoa(ready.Port) + "/socket.io/?EIO=4&transport=websocket",
+		PageURL: "http://127.0.0.1:" + strconv.Itoa(ready.Port) + "/",
+		Port:    ready.Port,
+		proc:    proc,
 	}, nil
 }
 

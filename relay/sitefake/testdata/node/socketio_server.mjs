@@ -1,6 +1,7 @@
 // A quote site built on the real Socket.IO server (npm socket.io 4.8), run
 // by relay/sitefake (StartSocketIO). It listens on 127.0.0.1 on a free port
-// and prints {"ready":true,"port":N} as its first stdout line.
+// and prints {"ready":true,"port":N} as its first stdout line. GET / is a
+// page that watches quotes with the Socket.IO browser client.
 //
 // Site protocol, in every namespace but /private the same:
 //   client emits  "subscribe", SYMBOL [, ack]   → joins the symbol's room
@@ -31,15 +32,41 @@ const cfg = Object.assign(
 );
 const known = new Set(cfg.symbols);
 
+// The page a browser opens to watch quotes, as a real site's: it loads the
+// Socket.IO browser client (served by Socket.IO at /socket.io/socket.io.js)
+// and subscribes to ?symbols= (default BTC-USD) in ?nsp= (default /), with
+// the default transports (HTTP long-polling, then the upgrade to
+// WebSocket) unless ?transport=websocket. window.quotes counts the quotes.
+const page = `<!doctype html>
+<meta charset="utf-8"><title>sitefake quotes</title>
+<pre id="log"></pre>
+<script src="/socket.io/socket.io.js"></script>
+<script>
+const params = new URLSearchParams(location.search);
+const symbols = (params.get("symbols") || "BTC-USD").split(",");
+const opts = params.get("transport") === "websocket" ? { transports: ["websocket"] } : {};
+const socket = io(params.get("nsp") || "/", opts);
+window.quotes = 0;
+socket.on("connect", () => symbols.forEach((s) => socket.emit("subscribe", s)));
+socket.on("quote", (q) => {
+  window.quotes++;
+  document.getElementById("log").textContent = q.symbol + " " + q.price + " #" + q.seq;
+});
+</script>
+`;
+
 const httpServer = createServer((req, res) => {
+  if (req.method === "GET" && new URL(req.url, "http://x").pathname === "/") {
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end(page);
+    return;
+  }
   res.writeHead(404, { "content-type": "text/plain" });
   res.end("not found\n");
 });
 const io = new Server(httpServer, {
   pingInterval: cfg.pingInterval,
   pingTimeout: cfg.pingTimeout,
-  transports: ["websocket"],
-  serveClient: false,
 });
 
 const stats = { connections: 0, pongs: 0, subscribes: 0, rejected: 0, disconnects: {} };
