@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsrelay/wsrelay/relay/faultnet"
 	"github.com/wsrelay/wsrelay/relay/sitefake"
 )
 
@@ -147,6 +148,30 @@ func TestRelaySocketIO(t *testing.T) {
 		t.Fatalf("disconnect: %d, %v", n, err)
 	}
 	waitLastError(t, r, "BTC-USD", `socketio: the server disconnected the namespace "/" (DISCONNECT packet)`)
+	eventually(t, "BTC-USD back", func() bool {
+		st := statusOf(t, r, "BTC-USD")
+		return st.State == StateLive && st.Reconnects >= 1
+	})
+}
+
+// TestRelaySocketIOIdle: a connection that goes silent (a dead NAT: no
+// byte, no FIN) is given up after the server's pingInterval + pingTimeout,
+// long before the relay's own ping would notice, and the relay reconnects
+// to quotes again.
+func TestRelaySocketIOIdle(t *testing.T) {
+	site := startSocketIOSite(t, sitefake.SocketIOConfig{Interval: 10 * time.Millisecond, PingInterval: 100 * time.Millisecond, PingTimeout: 200 * time.Millisecond})
+	proxy, err := faultnet.NewProxy(strings.TrimPrefix(siteBase(site), "ws://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	uc := socketIOUpstream("ws://"+proxy.Addr()+"/socket.io/", "BTC-USD")
+	uc.PingInterval, uc.PingTimeout = time.Minute, 10*time.Second
+	r, _ := startRelay(t, uc)
+	eventually(t, "BTC-USD live", func() bool { return statusOf(t, r, "BTC-USD").State == StateLive })
+	proxy.Silence()
+	waitLastError(t, r, "BTC-USD", "no message for 300ms")
+	proxy.Resume()
 	eventually(t, "BTC-USD back", func() bool {
 		st := statusOf(t, r, "BTC-USD")
 		return st.State == StateLive && st.Reconnects >= 1
