@@ -159,10 +159,9 @@ func (f *socketIOFraming) open(ctx context.Context, ws *websocket.Conn) (openInf
 		if err != nil {
 			return openInfo{}, fmt.Errorf("waiting for the namespace %q to accept the connection: %w", f.namespace, err)
 		}
-		if typ != websocket.MessageText {
-			continue
-		}
-		recs, reply, closed := f.packet(nil, typ, p)
+		// No event reaches a socket before its CONNECT is answered (SIO), so
+		// records here would be another namespace's: dropped.
+		_, reply, closed := f.packet(nil, typ, p)
 		if reply != nil {
 			if err := ws.Write(ctx, websocket.MessageText, reply); err != nil {
 				return openInfo{}, fmt.Errorf("pong: %w", err)
@@ -171,10 +170,8 @@ func (f *socketIOFraming) open(ctx context.Context, ws *websocket.Conn) (openInf
 		if closed != nil {
 			return openInfo{}, closed
 		}
-		_ = recs // SIO: no event reaches a socket before its CONNECT is answered
-		if len(p) >= 2 && p[0] == '4' && p[1] == '0' {
-			pk, err := parseSIOPacket(p[1:])
-			if err == nil && f.ours(pk.nsp) {
+		if typ == websocket.MessageText && len(p) >= 2 && p[0] == '4' && p[1] == '0' {
+			if pk, err := parseSIOPacket(p[1:]); err == nil && f.ours(pk.nsp) {
 				f.skip = nil
 				return info, nil
 			}
