@@ -118,7 +118,7 @@ func socketIOUpstream(url string, syms ...string) UpstreamConfig {
 // rejected with the site's message; the site's DISCONNECT becomes the
 // symbol's last_error and the relay reconnects.
 func TestRelaySocketIO(t *testing.T) {
-	site := startSocketIOSite(t, sitefake.SocketIOConfig{Interval: 10 * time.Millisecond, PingInterval: 100 * time.Millisecond, PingTimeout: 200 * time.Millisecond})
+	site := startSocketIOSite(t, sitefake.SocketIOConfig{Interval: 10 * time.Millisecond, PingInterval: 100 * time.Millisecond, PingTimeout: 400 * time.Millisecond})
 	r, sink := startRelay(t, socketIOUpstream(site.URL, "BTC-USD", "ETH-USD", "NOPE"))
 
 	eventually(t, "both symbols live", func() bool {
