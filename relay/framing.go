@@ -62,6 +62,10 @@ func newFraming(name string) (framing, error) {
 	switch name {
 	case "", FramingJSON:
 		return jsonFraming{}, nil
+	case FramingSocketIO:
+		return newSocketIOFraming(socketIOOptions{})
+	case FramingSignalR:
+		return newSignalRFraming(signalROptions{}), nil
 	}
 	return nil, fmt.Errorf("framing: %q is not json, socketio or signalr", name)
 }
