@@ -131,6 +131,10 @@ type UpstreamConfig struct {
 	// empty: the resolve call yields it.
 	URL     string
 	Framing string // json (default), socketio, signalr
+	// Namespace and NamespaceAuth (socketio): the namespace to connect to
+	// (default "/") and the CONNECT packet's payload, a JSON object (a
+	// secret, like Headers).
+	Namespace, NamespaceAuth string
 	// Headers are sent with the handshake (Origin, User-Agent, Cookie…).
 	// Their values are secrets as far as logs and the API are concerned.
 	Headers map[string]string
@@ -275,8 +279,8 @@ func (u UpstreamConfig) Validate() error {
 			return fieldErrf("url", "%q is not a ws:// or wss:// URL", truncate(RedactURL(u.URL), 128))
 		}
 	}
-	if _, err := newFraming(u.Framing); err != nil {
-		return fieldErr("framing", errors.New(strings.TrimPrefix(err.Error(), "framing: ")))
+	if err := u.checkFraming(); err != nil {
+		return err
 	}
 	perSymbolURL := urlT.perSymbol()
 	if err := checkTemplates("subscribe", u.Subscribe, !perSymbolURL); err != nil {

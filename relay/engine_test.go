@@ -380,3 +380,29 @@ func TestSymbolsPerConnectionConfigErrors(t *testing.T) {
 		t.Errorf("route without symbols_per_connection: %v", err)
 	}
 }
+
+func TestFramingKeysBelongToTheirFraming(t *testing.T) {
+	good := UpstreamConfig{Name: "x", URL: "ws://example.com/socket.io/", Framing: FramingSocketIO, Subscribe: []string{`["subscribe","{symbol}"]`}, Symbols: []Symbol{{Name: "A"}}}
+	for key, edit := range map[string]func(*UpstreamConfig){
+		"subscribe": func(u *UpstreamConfig) { u.Subscribe = []string{`42["subscribe","{symbol}"]`} },
+		"namespace": func(u *UpstreamConfig) { u.Framing, u.Namespace = FramingJSON, "/markets" },
+		"framing":   func(u *UpstreamConfig) { u.Framing = "stomp" },
+		"app_ping": func(u *UpstreamConfig) {
+			u.Framing, u.Subscribe, u.AppPing = FramingSignalR, []string{`{"type":1,"target":"S","arguments":["{symbol}"]}`}, "ping"
+		},
+		"subscribe[1]": func(u *UpstreamConfig) {
+			u.Framing, u.Subscribe = FramingSignalR, []string{`{"type":1,"target":"S","arguments":["{symbol}"]}`, "x{symbol}"}
+		},
+	} {
+		u := good
+		edit(&u)
+		err := u.Validate()
+		var fe *FieldError
+		if !errorsAs(err, &fe) || fe.Key != key {
+			t.Errorf("%s: err = %v", key, err)
+		}
+	}
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

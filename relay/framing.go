@@ -58,16 +58,49 @@ type record struct {
 }
 
 // newFraming returns the framing named by an upstream's config.
-func newFraming(name string) (framing, error) {
-	switch name {
+func newFraming(u *UpstreamConfig) (framing, error) {
+	switch u.Framing {
 	case "", FramingJSON:
 		return jsonFraming{}, nil
 	case FramingSocketIO:
-		return newSocketIOFraming(socketIOOptions{})
+		return newSocketIOFraming(socketIOOptions{Namespace: u.Namespace, Auth: u.NamespaceAuth})
 	case FramingSignalR:
-		return newSignalRFraming(signalROptions{}), nil
+		// The client pings at least every 15 s (the hub's default
+		// keep-alive), sooner when ping_interval says so.
+		ka := signalRKeepAlive
+		if u.PingInterval > 0 {
+			ka = min(ka, u.PingInterval)
+		}
+		return newSignalRFraming(signalROptions{KeepAlive: ka}), nil
 	}
-	return nil, fmt.Errorf("framing: %q is not json, socketio or signalr", name)
+	return nil, fmt.Errorf("%q is not json, socketio or signalr", u.Framing)
+}
+
+// checkFraming validates the keys that belong to the upstream's framing.
+func (u *UpstreamConfig) checkFraming() error {
+	fr, err := newFraming(u)
+	if err != nil {
+		if u.Framing != "" && u.Framing != FramingJSON && u.Framing != FramingSocketIO && u.Framing != FramingSignalR {
+			return fieldErr("framing", err)
+		}
+		return fieldErr("namespace", err)
+	}
+	if u.Framing != FramingSocketIO && (u.Namespace != "" || u.NamespaceAuth != "") {
+		return fieldErrf("namespace", "only with framing: socketio")
+	}
+	if tc, ok := fr.(templateChecker); ok {
+		for key, ts := range map[string][]string{"subscribe": u.Subscribe, "unsubscribe": u.Unsubscribe, "app_ping": {u.AppPing}} {
+			for i, t := range ts {
+				if t == "" {
+					continue
+				}
+				if err := tc.checkTemplate(t); err != nil {
+					return fieldErr(idx(key, i, len(ts)), err)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // jsonFraming is the default: one message is one record, sent as it is.

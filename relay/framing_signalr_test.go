@@ -77,7 +77,7 @@ func TestSignalREncode(t *testing.T) {
 	if string(f.keepalive()) != "{\"type\":6}\x1e" {
 		t.Fatalf("keepalive = %q", f.keepalive())
 	}
-	if got, err := newFraming(FramingSignalR); err != nil || got.(*signalRFraming).keepAliveEvery != 15*time.Second {
+	if got, err := newFraming(&UpstreamConfig{Framing: FramingSignalR}); err != nil || got.(*signalRFraming).keepAliveEvery != 15*time.Second {
 		t.Fatalf("newFraming(signalr) = %v, %v", got, err)
 	}
 }

@@ -31,7 +31,7 @@ func TestSocketIOOptions(t *testing.T) {
 	if string(f.connect) != `40/m,{"token":"x"}` || string(f.event) != "42/m," {
 		t.Fatalf("connect %q, event %q", f.connect, f.event)
 	}
-	if got, err := newFraming(FramingSocketIO); err != nil || got.(*socketIOFraming).namespace != "/" {
+	if got, err := newFraming(&UpstreamConfig{Framing: FramingSocketIO}); err != nil || got.(*socketIOFraming).namespace != "/" {
 		t.Fatalf("newFraming(socketio) = %v, %v", got, err)
 	}
 }

@@ -50,6 +50,15 @@ func (s *session) readLoop(rules *FrameRules) error {
 		var reply []byte
 		var closed error
 		recs, reply, closed = s.fr.decode(recs[:0], typ, buf.Bytes())
+		if sr, ok := s.fr.(skipReporter); ok {
+			if err := sr.skipped(); err != nil {
+				for _, m := range c.memberList() {
+					m.ignored.Add(1)
+					m.setErr(err.Error())
+				}
+				c.log.Debug("message skipped", "err", err)
+			}
+		}
 		if reply != nil {
 			if err := s.writeRaw(reply); err != nil {
 				return fmt.Errorf("%s pong: %w", cfg.Framing, err)

@@ -102,7 +102,7 @@ func (c *conn) dial(ctx context.Context, prev *session, handover bool) dialResul
 func (c *conn) connect(ctx context.Context, prev *session, release, dialed func()) (*session, error) {
 	up := c.up
 	cfg := &up.cfg
-	fr, err := newFraming(cfg.Framing)
+	fr, err := newFraming(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,8 @@ type upstreamConfig struct {
 	Channel              string            `yaml:"channel"`
 	URL                  string            `yaml:"url"`
 	Framing              string            `yaml:"framing"`
+	Namespace            string            `yaml:"namespace"`
+	NamespaceAuth        string            `yaml:"namespace_auth"`
 	Headers              map[string]string `yaml:"headers"`
 	Subscribe            templates         `yaml:"subscribe"`
 	Unsubscribe          templates         `yaml:"unsubscribe"`
@@ -337,7 +339,7 @@ func overlayValue(dst, src reflect.Value) {
 // toRelay converts the (merged) entry; errors name key + "." + the field.
 func (u upstreamConfig) toRelay(key string) (relay.UpstreamConfig, error) {
 	uc := relay.UpstreamConfig{
-		Name: u.Name, URL: u.URL, Framing: u.Framing, Headers: u.Headers,
+		Name: u.Name, URL: u.URL, Framing: u.Framing, Namespace: u.Namespace, NamespaceAuth: u.NamespaceAuth, Headers: u.Headers,
 		Subscribe: u.Subscribe, Unsubscribe: u.Unsubscribe,
 		Accept: u.Accept, Extract: u.Extract, AppPing: u.AppPing,
 		Pong: u.Pong, Heartbeat: u.Heartbeat, Reject: u.Reject, ReconnectOn: u.ReconnectOn,
