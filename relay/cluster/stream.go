@@ -36,8 +36,16 @@ func (n names) streamConfig(c Config) jetstream.StreamConfig {
 }
 
 // conflict says how an existing stream differs from what this deployment
-// needs, in words an operator can act on; nil when it fits.
+// needs, in words an operator can act on (a *conflictError); nil when it
+// fits.
 func (n names) conflict(c Config, got jetstream.StreamConfig) error {
+	if err := n.mismatch(c, got); err != nil {
+		return &conflictError{err}
+	}
+	return nil
+}
+
+func (n names) mismatch(c Config, got jetstream.StreamConfig) error {
 	if !slices.Contains(got.Subjects, n.filter) {
 		return fmt.Errorf("stream %s captures subjects %v, not %s: it belongs to something else (set nats.stream to another name)", n.stream, got.Subjects, n.filter)
 	}
