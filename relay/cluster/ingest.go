@@ -36,7 +36,7 @@ type IngestConfig struct {
 	Upstreams []relay.UpstreamConfig
 	// NewEngine starts the upstream engine of one leadership term with
 	// no symbols, sending what it produces to sink; required.
-	NewEngine func(sink Sink) (Engine, error)
+	NewEngine func(sink relay.Sink) (Engine, error)
 	// LeaseTTL; default DefaultLeaseTTL. The leader renews every third of it.
 	LeaseTTL time.Duration
 	// ReportEvery; default DefaultReportEvery.

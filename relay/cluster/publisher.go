@@ -17,16 +17,7 @@ import (
 	"github.com/wsrelay/wsrelay/relay"
 )
 
-// Sink is where an upstream engine sends what it produces (relay.Sink,
-// DESIGN.md §2). *Publisher is the ingest's.
-type Sink interface {
-	AddSymbol(symbol string) (bool, error)
-	RemoveSymbol(symbol string) error
-	Publish(symbol string, data []byte, receivedAt time.Time) (*relay.Event, error)
-	PublishStatus(symbol string, state relay.State, reason string, at time.Time)
-}
-
-var _ Sink = (*Publisher)(nil)
+var _ relay.Sink = (*Publisher)(nil)
 
 // errFenced means another ingest wrote the symbol's subject: this one must
 // stop publishing (two writers never interleave one symbol).
