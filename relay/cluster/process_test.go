@@ -72,7 +72,7 @@ func TestTwoEdges(t *testing.T) {
 	waitFor(t, "quotes on both edges", 10*time.Second, func() bool {
 		c1, _, _ := get(a.base + "/v1/quotes/" + url.PathEscape(testSymbols[0]))
 		c2, _, _ := get(b.base + "/v1/quotes/" + url.PathEscape(testSymbols[1]))
-		return c1 == 200 && c2 == 200
+		return c1 == 200 && c2 == 200 && len(history(t, a.base, testSymbols[0], "", 100).Quotes) >= 10
 	})
 
 	t.Run("a_same_id_and_etag", func(t *testing.T) {
