@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -149,6 +150,12 @@ func (n *natsRole) handler(a *api.Server) http.Handler {
 	h := a.Handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/readyz" || r.Method != http.MethodGet {
+			if strings.HasPrefix(r.URL.Path, "/v1/") && !n.edge.SymbolsLoaded() {
+				// Until the symbol set is read, no symbol is unknown.
+				w.Header().Set("Retry-After", "1")
+				writeStatus(w, http.StatusServiceUnavailable, "not_ready", "reading the symbol set from NATS")
+				return
+			}
 			h.ServeHTTP(w, r)
 			return
 		}

@@ -148,6 +148,14 @@ func (e *Edge) Ready() error {
 	return fmt.Errorf("catching up with the stream: at %d of %d", max(applied, e.consumed.Load()), e.target)
 }
 
+// SymbolsLoaded reports whether the edge has read the symbol set (before,
+// no symbol can be called unknown).
+func (e *Edge) SymbolsLoaded() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.symsLoaded
+}
+
 // Upstreams returns the upstream names the leader ingest reported.
 func (e *Edge) Upstreams() []string {
 	e.mu.Lock()
