@@ -150,8 +150,10 @@ func (n *natsRole) handler(a *api.Server) http.Handler {
 	h := a.Handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/readyz" || r.Method != http.MethodGet {
-			if strings.HasPrefix(r.URL.Path, "/v1/") && !n.edge.SymbolsLoaded() {
-				// Until the symbol set is read, no symbol is unknown.
+			if strings.HasPrefix(r.URL.Path, "/v1/") && !n.edge.WaitSymbols(r.Context(), relay.MirrorWait) {
+				// Until the symbol set is read, no symbol is unknown: a
+				// request waits for it (as for an ID not applied yet),
+				// then is refused as not ready.
 				w.Header().Set("Retry-After", "1")
 				writeStatus(w, http.StatusServiceUnavailable, "not_ready", "reading the symbol set from NATS")
 				return

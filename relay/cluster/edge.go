@@ -47,6 +47,7 @@ type Edge struct {
 	up     chan struct{} // (re)connected
 	down   chan struct{} // disconnected
 	kick   chan struct{} // check the stream now
+	loaded chan struct{} // closed once the symbol set is read
 
 	// applyMu serialises everything that feeds the broker quotes: the
 	// consumer's handler and consumer restarts.
@@ -93,6 +94,7 @@ func NewEdge(cfg EdgeConfig) (*Edge, error) {
 	e := &Edge{
 		cfg: cfg, names: n, log: cfg.NATS.Logger.With("role", "edge"), broker: cfg.Broker,
 		done: make(chan struct{}), up: make(chan struct{}, 1), down: make(chan struct{}, 1), kick: make(chan struct{}, 1),
+		loaded:  make(chan struct{}),
 		problem: errors.New("connecting to NATS"),
 		syms:    map[string]symbolValue{}, reports: map[string]report{}, emitted: map[string]relay.State{}, held: map[string]bool{},
 	}
@@ -148,12 +150,23 @@ func (e *Edge) Ready() error {
 	return fmt.Errorf("catching up with the stream: at %d of %d", max(applied, e.consumed.Load()), e.target)
 }
 
-// SymbolsLoaded reports whether the edge has read the symbol set (before,
-// no symbol can be called unknown).
-func (e *Edge) SymbolsLoaded() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.symsLoaded
+// WaitSymbols waits up to d until the edge has read the symbol set
+// (before, no symbol can be called unknown); it reports whether it has.
+func (e *Edge) WaitSymbols(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-e.loaded:
+		return true
+	default:
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-e.loaded:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // Upstreams returns the upstream names the leader ingest reported.

@@ -45,6 +45,9 @@ func (e *Edge) watchSymbols(ctx context.Context, s *edgeSession, loaded chan str
 					gone = append(gone, sym)
 				}
 			}
+			if !e.symsLoaded {
+				close(e.loaded)
+			}
 			e.symsLoaded = true
 			e.mu.Unlock()
 			for _, sym := range gone {
