@@ -234,4 +234,3 @@ func measureFailover(ctx context.Context, c *cluster, feed *simfeed.Feed, stdout
 	}
 	return nil
 }
-
