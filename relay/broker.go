@@ -59,6 +59,7 @@ type Broker struct {
 	topics map[string]*topic
 	subs   map[*Subscription]struct{}
 	closed bool
+	mirror *mirrorState // non-nil when IDs come from a log (broker_mirror.go)
 }
 
 type topic struct {
@@ -98,7 +99,11 @@ func NewBroker(cfg BrokerConfig) (*Broker, error) {
 }
 
 // Epoch returns the broker's epoch in Unix milliseconds.
-func (b *Broker) Epoch() int64 { return b.epoch }
+func (b *Broker) Epoch() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.epoch
+}
 
 // AddSymbol makes symbol known to the broker; it reports whether it was new.
 func (b *Broker) AddSymbol(symbol string) (bool, error) {
@@ -176,6 +181,12 @@ func (b *Broker) Publish(symbol string, data []byte, receivedAt time.Time) (*Eve
 	if b.encode != nil {
 		ev.Wire = b.encode(ev)
 	}
+	b.appendLocked(t, ev)
+	return ev, nil
+}
+
+// appendLocked keeps ev in t's ring and fans it out. Called with b.mu held.
+func (b *Broker) appendLocked(t *topic, ev *Event) {
 	if old := t.ring[t.head]; old != nil {
 		t.evicted = old.ID.N
 	}
@@ -199,7 +210,6 @@ func (b *Broker) Publish(symbol string, data []byte, receivedAt time.Time) (*Eve
 			return false
 		})
 	}
-	return ev, nil
 }
 
 // PublishStatus sends a status event for symbol to its subscribers. Status
@@ -311,6 +321,7 @@ func (b *Broker) History(symbol, after string, limit int) (quotes []*Event, rese
 	if limit <= 0 {
 		return nil, false, fmt.Errorf("history: limit must be positive")
 	}
+	b.waitMirror(id, after != "")
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t, ok := b.topics[symbol]

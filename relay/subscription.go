@@ -62,6 +62,9 @@ func (b *Broker) Subscribe(symbols []string, opt SubscribeOptions) (*Subscriptio
 	if s.queue <= 0 {
 		s.queue = b.queue
 	}
+	if id, err := ParseEventID(opt.After); err == nil {
+		b.waitMirror(id, true)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {

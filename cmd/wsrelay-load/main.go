@@ -9,6 +9,7 @@
 //	wsrelay-load -relay-bin ./wsrelay -steps 1000:400:30ms,5000:40:100ms,10000:10:100ms
 //	wsrelay-load -relay-bin ./wsrelay -mode rest -concurrency 64 -duration 10s
 //	wsrelay-load -relay-bin ./wsrelay -mode soak -duration 10m
+//	wsrelay-load -relay-bin ./wsrelay -mode cluster -steps 1000:400:30ms -edge-cpus "0;1"
 //
 // It talks to loopback addresses only.
 package main
@@ -28,6 +29,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -81,6 +83,16 @@ type options struct {
 	sample      time.Duration
 	debugListen string
 	history     int
+	// cluster (cluster.go)
+	clusterParts string
+	edgeCPUs     string
+	ingestCPUs   string
+	natsCPUs     string
+	natsStore    string
+	warmupSizes  []int
+	stormClients int
+	failovers    int
+	relayArgs    []string // extra serve arguments of a started relay
 }
 
 type step struct {
@@ -112,7 +124,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var o options
 	var steps string
-	fs.StringVar(&o.mode, "mode", "fanout", "fanout (SSE rate ladder), floor (the same ladder against a bare socket writer, no relay), rest-floor (serve a bare net/http quote endpoint on -listen for -duration, for wrk), rest (GET /v1/quotes/{symbol}) or soak (long mixed run with faults)")
+	fs.StringVar(&o.mode, "mode", "fanout", "fanout (SSE rate ladder), cluster (roles on NATS: -cluster parts), floor (the same ladder against a bare socket writer, no relay), rest-floor (serve a bare net/http quote endpoint on -listen for -duration, for wrk), rest (GET /v1/quotes/{symbol}) or soak (long mixed run with faults)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8090", "rest-floor: loopback address to serve on")
 	fs.StringVar(&o.relayBin, "relay-bin", "", "start this wsrelay binary against the tool's feed")
 	fs.StringVar(&o.target, "target", "", "or measure a running relay at this loopback URL (configured with -feed-addr as its upstream)")
@@ -135,6 +147,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.history, "relay-history", 1024, "started relay: history per symbol")
 	fs.StringVar(&o.debugListen, "relay-pprof", "", "started relay: serve pprof on this loopback address")
 	fs.DurationVar(&o.sample, "sample", 10*time.Second, "soak: sampling interval")
+	fs.StringVar(&o.clusterParts, "cluster", strings.Join(clusterParts, ","), "cluster: the parts to run ("+strings.Join(clusterParts, ",")+")")
+	fs.StringVar(&o.edgeCPUs, "edge-cpus", "", `cluster: CPU lists of edge A and B, ";"-separated (e.g. "0;1")`)
+	fs.StringVar(&o.ingestCPUs, "ingest-cpus", "", "cluster: pin the ingests to these CPUs")
+	fs.StringVar(&o.natsCPUs, "nats-cpus", "", "cluster: pin the NATS server to these CPUs")
+	fs.StringVar(&o.natsStore, "nats-store", "", "nats-serve: the JetStream store folder")
+	warmup := fs.String("warmup-sizes", "10000,100000", "cluster warmup: stream sizes (quotes)")
+	fs.IntVar(&o.stormClients, "storm-clients", 10000, "cluster storm: SSE clients moved from a killed edge")
+	fs.IntVar(&o.failovers, "failovers", 3, "cluster failover: leader kills")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -144,6 +164,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var err error
 	if o.steps, err = parseSteps(steps); err != nil {
 		return err
+	}
+	for _, w := range strings.Split(*warmup, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(w))
+		if err != nil || n < 1 || n > 10_000_000 {
+			return fmt.Errorf("-warmup-sizes: %q is not a count of quotes", w)
+		}
+		o.warmupSizes = append(o.warmupSizes, n)
+	}
+	if o.stormClients < 1 || o.stormClients > 50000 || o.failovers < 1 {
+		return errors.New("-storm-clients: 1 to 50000; -failovers: at least 1")
 	}
 	if o.size < 100 || o.size > 1<<20 {
 		return errors.New("-size: 100 bytes to 1 MiB")
@@ -155,6 +185,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return floorLadder(ctx, o, stdout, stderr)
 	case "rest-floor":
 		return restFloor(ctx, o, stderr)
+	case "nats-serve": // the cluster mode's NATS server process
+		return natsServe(o.listen, o.natsStore, os.Stdin)
 	}
 	if (o.relayBin == "") == (o.target == "") {
 		return errors.New("give either -relay-bin (start a relay) or -target (a running one)")
@@ -208,6 +240,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	maxClients = max(maxClients, o.soakClients+100)
 
+	if o.mode == "cluster" {
+		if o.relayBin == "" {
+			return errors.New("-mode cluster needs -relay-bin")
+		}
+		return clusterRun(ctx, o, feed, feedURL, stdout, stderr)
+	}
 	target, pid := o.target, o.pid
 	if o.relayBin != "" {
 		r, err := startRelay(ctx, o, feedURL, symbols, maxClients, stderr)
@@ -266,9 +304,10 @@ func pin(pid int, cpus string) error {
 }
 
 type relayProc struct {
-	cmd  *exec.Cmd
-	url  string
-	done chan error
+	cmd      *exec.Cmd
+	url      string
+	done     chan error
+	stopOnce sync.Once
 }
 
 // startRelay runs the wsrelay binary on a free loopback port with a config
@@ -313,7 +352,7 @@ upstreams:
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(o.relayBin, "serve", "-config", path)
+	cmd := exec.Command(o.relayBin, append([]string{"serve", "-config", path}, o.relayArgs...)...)
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	cmd.Env = os.Environ()
 	if o.relayProcs > 0 {
@@ -333,14 +372,17 @@ upstreams:
 	return r, nil
 }
 
+// stop ends the relay with SIGTERM (SIGKILL after 10 s); idempotent.
 func (r *relayProc) stop() {
-	r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.done:
-	case <-time.After(10 * time.Second):
-		r.cmd.Process.Kill()
-		<-r.done
-	}
+	r.stopOnce.Do(func() {
+		r.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-r.done:
+		case <-time.After(10 * time.Second):
+			r.cmd.Process.Kill()
+			<-r.done
+		}
+	})
 }
 
 // waitLive waits until every symbol has a quote.

@@ -45,6 +45,8 @@ type fileConfig struct {
 	HTTP           httpConfig       `yaml:"http"`
 	RateLimit      rateLimitConfig  `yaml:"rate_limit"`
 	Upstreams      []upstreamConfig `yaml:"upstreams"`
+	Role           string           `yaml:"role"`
+	NATS           natsFileConfig   `yaml:"nats"`
 }
 
 type sseConfig struct {
@@ -108,6 +110,8 @@ type settings struct {
 	http        httpSettings
 	rateLimit   api.RateLimit
 	trusted     []netip.Prefix
+	role        string        // all, ingest or edge (config_nats.go)
+	nats        *natsSettings // nil: role all without NATS
 }
 
 // httpSettings are the HTTP server's protections (no WriteTimeout: it
@@ -149,7 +153,7 @@ func demoUpstream(url string, syms []relay.Symbol) relay.UpstreamConfig {
 func resolve(c *fileConfig, ov overrides) (*settings, error) {
 	s := &settings{}
 	for _, step := range []func(*fileConfig, overrides) error{
-		s.resolveServer, s.resolveSSE, s.resolveHTTP, s.resolveUpstreams,
+		s.resolveServer, s.resolveSSE, s.resolveHTTP, s.resolveUpstreams, s.resolveRole,
 	} {
 		if err := step(c, ov); err != nil {
 			return nil, err

@@ -36,6 +36,7 @@ type overrides struct {
 	logLevel, logFormat                string
 	upstream, subscribe                string
 	preset, channel                    string
+	role, nats                         string
 	symbols                            []symbolEntry
 	src                                map[string]string // config key -> where its value came from
 }
@@ -72,6 +73,8 @@ func collect(fs *flag.FlagSet, getenv func(string) string) (overrides, error) {
 	ov.subscribe = val("subscribe", "subscribe")
 	ov.preset = val("preset", "preset")
 	ov.channel = val("channel", "channel")
+	ov.role = val("role", "role")
+	ov.nats = val("nats", "nats.url")
 	if syms := val("symbols", "symbols"); syms != "" || set["symbols"] {
 		for _, s := range strings.Split(syms, ",") {
 			if s = strings.TrimSpace(s); s != "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -61,6 +62,8 @@ func newServeFlagSet() *flag.FlagSet {
 	fs.String("symbols", "", "its symbols, comma-separated; NAME=REF where the venue spells a symbol REF (or the demo's)")
 	fs.String("preset", "", "an exchange preset ("+strings.Join(presets.Names(), ", ")+"); with -symbols")
 	fs.String("channel", "", "the preset's channel: ticker (default), trades, bbo")
+	fs.String("role", "all", "all (one process), ingest (upstreams into NATS) or edge (the API, fed from NATS)")
+	fs.String("nats", "", "NATS server URL for -role ingest|edge (or embedded with role all)")
 	fs.String("admin-token", "", "enables the admin endpoints (bearer token, at least 16 characters)")
 	fs.String("admin-token-file", "", "read the admin token from this file")
 	fs.String("log-level", "info", "debug, info, warn, error")
@@ -122,7 +125,7 @@ func runServer(ctx context.Context, st *settings, log *slog.Logger) error {
 		return err
 	}
 	defer broker.Close()
-	rl, err := relay.New(relay.Config{Upstreams: st.upstreams, Logger: log}, broker)
+	rl, err := startRole(ctx, st, log, broker) // roles.go: the upstreams, or NATS
 	if err != nil {
 		return err
 	}
@@ -135,7 +138,7 @@ func runServer(ctx context.Context, st *settings, log *slog.Logger) error {
 		return err
 	}
 	httpSrv := &http.Server{
-		Handler:           apiSrv.Handler(),
+		Handler:           rl.handler(apiSrv),
 		ReadHeaderTimeout: st.http.readHeaderTimeout, // slowloris
 		IdleTimeout:       st.http.idleTimeout,
 		MaxHeaderBytes:    st.http.maxHeaderBytes,
@@ -154,7 +157,7 @@ func runServer(ctx context.Context, st *settings, log *slog.Logger) error {
 	}
 
 	addr := ln.Addr().(*net.TCPAddr)
-	log.Info("listening", "addr", addr.String(), "symbols", len(st.upstreams[0].Symbols), "upstreams", len(st.upstreams), "admin", st.adminToken != "")
+	log.Info("listening", "addr", addr.String(), "symbols", symbolCount(st.upstreams), "upstreams", len(st.upstreams), "role", cmp.Or(st.role, roleAll), "admin", st.adminToken != "")
 	if st.demo {
 		page := fmt.Sprintf("http://localhost:%d/", addr.Port)
 		log.Info("demo: built-in simulated exchange feed; open the live board at "+page,
