@@ -30,6 +30,16 @@ import (
 // Prefix is the channel prefix of the seed protocol.
 const Prefix = "QuoteBin5m:"
 
+// The seed protocol as an upstream config sees it: the subscribe and
+// unsubscribe templates ({symbol} marks the symbol) and the JSON pointer
+// that only quote frames have. The demo, the tests and the load tool use
+// these instead of spelling them out.
+const (
+	Subscribe   = `{"action":"subscribe","args":["` + Prefix + `{symbol}"]}`
+	Unsubscribe = `{"action":"unsubscribe","args":["` + Prefix + `{symbol}"]}`
+	Accept      = "/data"
+)
+
 // Config configures a Feed. A zero field means its default.
 type Config struct {
 	// Rate is frames per second per subscribed symbol; default 5. A negative
