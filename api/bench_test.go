@@ -39,7 +39,7 @@ func (staticUpstreams) Upstreams() []string                    { return []string
 func BenchmarkSSEFanout(b *testing.B) {
 	for _, clients := range []int{100, 1000} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-			br, _ := relay.NewBroker(relay.BrokerConfig{Encode: EncodeSSE})
+			br, _ := relay.NewBroker(relay.BrokerConfig{})
 			defer br.Close()
 			br.AddSymbol("A")
 			s, err := New(Config{Broker: br, Upstreams: staticUpstreams{[]string{"A"}},
@@ -49,7 +49,7 @@ func BenchmarkSSEFanout(b *testing.B) {
 			}
 			srv := httptest.NewServer(s.Handler())
 			defer srv.Close()
-			defer s.Shutdown()
+			defer s.Shutdown(context.Background())
 			tr := &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: clients}
 			defer tr.CloseIdleConnections()
 			client := &http.Client{Transport: tr}

@@ -59,8 +59,8 @@ func TestClientChurn(t *testing.T) {
 		cycles = 10000
 	}
 	f := newFixture(t, opts{rate: 400})
-	f.waitQuotes(t, 2)
-	addr := f.srv.Listener.Addr().String()
+	f.WaitQuotes(t, 2)
+	addr := f.Addr
 	baseG := runtime.NumGoroutine()
 	var next, failed atomic.Int64
 	var wg sync.WaitGroup
@@ -115,8 +115,8 @@ func TestMassResume(t *testing.T) {
 		n = 1000
 	}
 	f := newFixture(t, opts{rate: 200})
-	f.waitQuotes(t, 2)
-	addr := f.srv.Listener.Addr().String()
+	f.WaitQuotes(t, 2)
+	addr := f.Addr
 	type state struct {
 		lastID  string
 		lastSeq map[string]uint64
@@ -171,7 +171,7 @@ func TestMassResume(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	cut := f.ln.CutAll() // the mass disconnect, from the server side
+	cut := f.Listener.CutAll() // the mass disconnect, from the server side
 	time.Sleep(100 * time.Millisecond)
 	errs = make(chan error, n)
 	start := time.Now()
@@ -218,8 +218,8 @@ func TestSlowReadersOfEveryKind(t *testing.T) {
 		c.SSE.WriteTimeout = time.Second
 		c.SSE.Queue = 1024
 	}})
-	f.waitQuotes(t, 2)
-	addr := f.srv.Listener.Addr().String()
+	f.WaitQuotes(t, 2)
+	addr := f.Addr
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var slow sync.WaitGroup

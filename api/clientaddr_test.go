@@ -1,14 +1,16 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"net/netip"
 	"testing"
-	"time"
 )
 
-func TestClientIP(t *testing.T) {
+// TestClientAddr: the address the per-address limits count is the peer's,
+// or, behind trusted proxies, the first untrusted one X-Forwarded-For
+// names from the right.
+func TestClientAddr(t *testing.T) {
+	t.Parallel()
 	trusted, err := ParseTrustedProxies([]string{"10.0.0.0/8", "127.0.0.1", "::1"})
 	if err != nil {
 		t.Fatal(err)
@@ -32,12 +34,11 @@ func TestClientIP(t *testing.T) {
 		{"IPv4-mapped client", trusted, "127.0.0.1:5000", []string{"::ffff:1.2.3.4"}, "1.2.3.4"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &Server{trusted: tc.trusted}
 			r := &http.Request{RemoteAddr: tc.peer, Header: http.Header{}}
 			for _, v := range tc.xff {
 				r.Header.Add("X-Forwarded-For", v)
 			}
-			if got := s.clientIP(r); got != tc.want {
+			if got := (clientAddrs{trusted: tc.trusted}).of(r); got != tc.want {
 				t.Fatalf("got %s, want %s", got, tc.want)
 			}
 		})
@@ -46,34 +47,5 @@ func TestClientIP(t *testing.T) {
 		if _, err := ParseTrustedProxies([]string{bad}); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
-	}
-}
-
-// TestSSELimitsBehindTrustedProxy: with the loopback peer trusted, the
-// per-address stream limit counts the addresses X-Forwarded-For names.
-func TestSSELimitsBehindTrustedProxy(t *testing.T) {
-	f := newFixture(t, opts{edit: func(c *Config) {
-		c.SSE.MaxPerIP = 1
-		c.TrustedProxies, _ = ParseTrustedProxies([]string{"127.0.0.1"})
-	}})
-	f.waitQuotes(t, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	a := openSSE(t, ctx, f.url+"/v1/stream?symbols=A", "X-Forwarded-For", "192.0.2.1")
-	defer a.Close()
-	b := openSSE(t, ctx, f.url+"/v1/stream?symbols=A", "X-Forwarded-For", "192.0.2.2")
-	defer b.Close()
-	req, _ := http.NewRequestWithContext(ctx, "GET", f.url+"/v1/stream?symbols=A", nil)
-	req.Header.Set("X-Forwarded-For", "192.0.2.1")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 429 {
-		t.Fatalf("second stream of 192.0.2.1: %d", resp.StatusCode)
-	}
-	if n := f.api.Clients(); n != 2 {
-		t.Fatalf("%d streams, want 2", n)
 	}
 }

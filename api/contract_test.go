@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -53,8 +54,8 @@ func TestContract(t *testing.T) {
 		c.AdminToken = "tok"
 		c.RateLimit = RateLimit{Requests: 1000, Window: time.Minute}
 	}})
-	f.waitQuotes(t, 3)
-	latest, _ := f.broker.Latest("A")
+	f.WaitQuotes(t, 3)
+	latest, _ := f.Broker.Latest("A")
 	admin := map[string]string{"Authorization": "Bearer tok"}
 	calls := []call{
 		{method: "GET", path: "/v1/symbols", status: 200},
@@ -92,12 +93,12 @@ func TestContract(t *testing.T) {
 	check := func(c call) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, c.method, f.url+c.path, strings.NewReader(c.body))
+		req, _ := http.NewRequestWithContext(ctx, c.method, f.URL+c.path, strings.NewReader(c.body))
 		for k, v := range c.hdr {
 			req.Header.Set(k, v)
 		}
 		if c.stream > 0 && strings.Contains(c.path, "symbols=A,B") {
-			go func() { time.Sleep(100 * time.Millisecond); f.feed.Drop("B") }() // provoke status events
+			go func() { time.Sleep(100 * time.Millisecond); f.Feed.Drop("B") }() // provoke status events
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -105,7 +106,7 @@ func TestContract(t *testing.T) {
 		}
 		var body []byte
 		if c.stream > 0 {
-			r := &sseReader{resp: resp, br: bufioReader(resp.Body)}
+			r := &sseReader{resp: resp, br: bufio.NewReader(resp.Body)}
 			var raw bytes.Buffer
 			for n := 0; n < c.stream; {
 				ev, err := r.next()
@@ -160,7 +161,7 @@ func TestContract(t *testing.T) {
 	}
 	// Use up the REST budget, then check the documented 429.
 	for range 1000 {
-		resp, err := http.Get(f.url + "/v1/symbols")
+		resp, err := http.Get(f.URL + "/v1/symbols")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,7 +177,7 @@ func TestContract(t *testing.T) {
 	}
 	// Admin disabled is documented as 403.
 	f2 := newFixture(t, opts{rate: -1})
-	req, _ := http.NewRequest("DELETE", f2.url+"/v1/symbols/A", nil)
+	req, _ := http.NewRequest("DELETE", f2.URL+"/v1/symbols/A", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -28,7 +28,7 @@ type watcher struct {
 func watch(t *testing.T, f *fixture, query string) *watcher {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := openSSE(t, ctx, f.url+"/v1/stream?"+query)
+	r := openSSE(t, ctx, f.URL+"/v1/stream?"+query)
 	w := &watcher{last: map[string]uint64{}, done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
@@ -110,15 +110,15 @@ func TestUpstreamFaults(t *testing.T) {
 		u.DialTimeout = 300 * time.Millisecond
 		u.Backoff = relay.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}
 	}})
-	f.waitQuotes(t, 5)
+	f.WaitQuotes(t, 5)
 	w := watch(t, f, "symbols=A&snapshot=false")
-	status := func() relay.SymbolStatus { st, _ := f.relay.Status("A"); return st }
+	status := func() relay.SymbolStatus { st, _ := f.Relay.Status("A"); return st }
 
 	t.Run("latency", func(t *testing.T) {
 		r0 := status().Reconnects
-		f.proxy.SetLatency(30 * time.Millisecond)
+		f.Proxy.SetLatency(30 * time.Millisecond)
 		time.Sleep(500 * time.Millisecond)
-		f.proxy.SetLatency(0)
+		f.Proxy.SetLatency(0)
 		w.recovers(t, "latency")
 		if st := status(); st.Reconnects != r0 || st.State != relay.StateLive {
 			t.Fatalf("30 ms of latency caused a reconnect: %+v", st)
@@ -126,53 +126,53 @@ func TestUpstreamFaults(t *testing.T) {
 	})
 	t.Run("bandwidth", func(t *testing.T) {
 		r0 := status().Reconnects
-		f.proxy.SetBandwidth(256 << 10)
+		f.Proxy.SetBandwidth(256 << 10)
 		w.recovers(t, "bandwidth")
-		f.proxy.SetBandwidth(0)
+		f.Proxy.SetBandwidth(0)
 		if st := status(); st.Reconnects != r0 {
 			t.Fatalf("a 256 KiB/s link caused a reconnect: %+v", st)
 		}
 	})
 	t.Run("half-open silence", func(t *testing.T) {
 		r0 := status().Reconnects
-		f.proxy.Silence()
+		f.Proxy.Silence()
 		w.recovers(t, "silence", "A:backoff", "A:connecting", "A:live")
 		st := status()
 		if st.Reconnects <= r0 || !strings.Contains(st.LastError, "no pong") {
 			t.Fatalf("after silence: %+v", st)
 		}
-		f.proxy.Resume()
+		f.Proxy.Resume()
 	})
 	t.Run("reset mid-frame", func(t *testing.T) {
 		r0 := status().Reconnects
-		f.proxy.ResetMidFrame()
+		f.Proxy.ResetMidFrame()
 		w.recovers(t, "reset", "A:backoff", "A:connecting", "A:live")
 		if st := status(); st.Reconnects <= r0 {
 			t.Fatalf("after reset: %+v", st)
 		}
 	})
 	t.Run("refused", func(t *testing.T) {
-		if err := f.proxy.SetMode(faultnet.Refuse); err != nil {
+		if err := f.Proxy.SetMode(faultnet.Refuse); err != nil {
 			t.Fatal(err)
 		}
-		f.proxy.CutAll()
+		f.Proxy.CutAll()
 		time.Sleep(400 * time.Millisecond)
 		if st := status(); st.State != relay.StateBackoff && st.State != relay.StateConnecting {
 			t.Fatalf("state %s while refused", st.State)
 		}
-		if err := f.proxy.SetMode(faultnet.Forward); err != nil {
+		if err := f.Proxy.SetMode(faultnet.Forward); err != nil {
 			t.Fatal(err)
 		}
 		w.recovers(t, "refused", "A:live")
 	})
 	t.Run("handshake never completes", func(t *testing.T) {
-		f.proxy.SetMode(faultnet.Blackhole)
-		f.proxy.CutAll()
+		f.Proxy.SetMode(faultnet.Blackhole)
+		f.Proxy.CutAll()
 		time.Sleep(800 * time.Millisecond)
 		if st := status(); st.Connected || !strings.Contains(st.LastError, "dial") {
 			t.Fatalf("blackholed handshake: %+v", st)
 		}
-		f.proxy.SetMode(faultnet.Forward)
+		f.Proxy.SetMode(faultnet.Forward)
 		w.recovers(t, "blackhole", "A:live")
 	})
 	// No reconnect came before backoff.min (the upper bound is proven

@@ -5,33 +5,30 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/wsrelay/wsrelay"
 	"github.com/wsrelay/wsrelay/relay"
-	"github.com/wsrelay/wsrelay/relay/faultnet"
-	"github.com/wsrelay/wsrelay/relay/simfeed"
+	"github.com/wsrelay/wsrelay/relay/relaytest"
 )
 
-var _ Upstreams = (*relay.Relay)(nil)
+var (
+	_ Upstreams        = (*relay.Relay)(nil)
+	_ relaytest.Server = (*Server)(nil)
+)
 
-// fixture is the whole stack over loopback: simulated feed → relay →
-// broker → API server on httptest.
+// fixture is the whole stack over loopback (relaytest.Stack: simulated
+// feed → relay → broker) with this package's Server in front of it.
 type fixture struct {
-	feed    *simfeed.Feed
-	feedSrv *httptest.Server
-	broker  *relay.Broker
-	relay   *relay.Relay
-	proxy   *faultnet.Proxy
-	api     *Server
-	srv     *httptest.Server
-	ln      *faultnet.Listener // cuts streams from the server side
-	url     string
+	*relaytest.Stack
+	api *Server
 }
 
+// opts shape a fixture; the zero value is two symbols at 100 quotes/s.
 type opts struct {
 	proxy            bool                        // route the relay through a faultnet.Proxy
 	upstream         func(*relay.UpstreamConfig) // tweak the upstream
@@ -44,97 +41,39 @@ type opts struct {
 
 func newFixture(t testing.TB, o opts) *fixture {
 	t.Helper()
-	if o.rate == 0 {
-		o.rate = 100
+	so := relaytest.Options{Symbols: o.syms, Rate: o.rate, History: o.history, Proxy: o.proxy, Upstream: o.upstream}
+	if o.smallSendBuffers {
+		so.SendBuffer = 16 << 10
 	}
-	if len(o.syms) == 0 {
-		o.syms = []string{"A", "B"}
-	}
-	f := &fixture{feed: simfeed.New(simfeed.Config{Rate: o.rate})}
-	f.feedSrv = httptest.NewServer(f.feed)
-	var err error
-	f.broker, err = relay.NewBroker(relay.BrokerConfig{History: o.history, Encode: EncodeSSE, Queue: 1 << 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var syms []relay.Symbol
-	for _, s := range o.syms {
-		syms = append(syms, relay.Symbol{Name: s})
-	}
-	upURL := "ws" + strings.TrimPrefix(f.feedSrv.URL, "http")
-	if o.proxy {
-		if f.proxy, err = faultnet.NewProxy(f.feedSrv.Listener.Addr().String()); err != nil {
-			t.Fatal(err)
-		}
-		upURL = "ws://" + f.proxy.Addr() + "/"
-	}
-	uc := relay.UpstreamConfig{
-		Name: "sim", URL: upURL,
-		Subscribe:   []string{`{"action":"subscribe","args":["QuoteBin5m:{symbol}"]}`},
-		Unsubscribe: []string{`{"action":"unsubscribe","args":["QuoteBin5m:{symbol}"]}`},
-		Accept:      []relay.Matcher{relay.Exists("/data")}, Symbols: syms,
-		Backoff: relay.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
-	}
-	if o.upstream != nil {
-		o.upstream(&uc)
-	}
-	f.relay, err = relay.New(relay.Config{Upstreams: []relay.UpstreamConfig{uc}}, f.broker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{Broker: f.broker, Upstreams: f.relay, OpenAPI: wsrelay.OpenAPI, CORSOrigins: []string{"*"},
+	f := &fixture{Stack: relaytest.Start(t, so)}
+	cfg := Config{Broker: f.Broker, Upstreams: f.Relay, OpenAPI: wsrelay.OpenAPI, CORSOrigins: []string{"*"},
 		SSE: SSEConfig{Heartbeat: time.Second}}
 	if o.edit != nil {
 		o.edit(&cfg)
 	}
+	var err error
 	if f.api, err = New(cfg); err != nil {
 		t.Fatal(err)
 	}
-	f.srv = httptest.NewUnstartedServer(f.api.Handler())
-	f.ln = faultnet.NewListener(f.srv.Listener)
-	if o.smallSendBuffers {
-		f.ln.SendBuffer = 16 << 10
-	}
-	f.srv.Listener = f.ln
-	f.srv.Start()
-	f.url = f.srv.URL
-	t.Cleanup(f.close)
+	f.Serve(t, f.api)
 	return f
 }
 
-func (f *fixture) close() {
-	f.api.Shutdown()
-	f.ln.CutAll()
-	f.srv.CloseClientConnections()
-	f.srv.Close()
-	f.relay.Close()
-	f.broker.Close()
-	if f.proxy != nil {
-		f.proxy.Close()
-	}
-	f.feed.Close()
-	f.feedSrv.Close()
+// cut returns the count of streams ended for reason.
+func (f *fixture) cut(reason disconnectReason) float64 {
+	return testutil.ToFloat64(f.api.metrics.cuts[reason])
 }
 
-// waitQuotes waits until every symbol has at least n quotes.
-func (f *fixture) waitQuotes(t testing.TB, n uint64) {
+// logCuts logs every disconnect count, to explain a failure.
+func (f *fixture) logCuts(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ok := true
-		for _, st := range f.relay.Statuses() {
-			ok = ok && st.Quotes >= n
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %d quotes per symbol", n)
-		}
-		time.Sleep(5 * time.Millisecond)
+	for _, r := range disconnectReasons {
+		t.Logf("%s=%v", r, f.cut(r))
 	}
 }
 
+// get does a GET with the given header pairs and returns the response and
+// its body.
 func get(t testing.TB, url string, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
@@ -161,6 +100,7 @@ type sseReader struct {
 	br   *bufio.Reader
 }
 
+// openSSE opens a stream and fails the test unless it answers 200.
 func openSSE(t testing.TB, ctx context.Context, url string, hdr ...string) *sseReader {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -228,5 +168,3 @@ func (r *sseReader) nextQuote() (sseEvent, error) {
 		}
 	}
 }
-
-func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }

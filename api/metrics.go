@@ -1,6 +1,9 @@
 package api
 
 import (
+	"strings"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -13,6 +16,7 @@ type metrics struct {
 	sseClients  prometheus.Gauge
 	sseEvents   prometheus.Counter
 	sseCut      *prometheus.CounterVec
+	cuts        map[disconnectReason]prometheus.Counter // sseCut by reason, every one registered
 	sseRejected *prometheus.CounterVec
 	sseResumes  prometheus.Counter
 	sseResets   prometheus.Counter
@@ -22,14 +26,21 @@ type metrics struct {
 	httpDur     *prometheus.HistogramVec
 }
 
-func newMetrics(ups Upstreams) *metrics {
+// newMetrics registers the server's own metrics, and the Go and process
+// collectors, on a new registry; the upstreams' are added by
+// registerUpstreams.
+func newMetrics() *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
+	reasons := make([]string, len(disconnectReasons))
+	for i, r := range disconnectReasons {
+		reasons[i] = r.String()
+	}
 	m.sseClients = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "wsrelay_sse_clients", Help: "Open SSE streams."})
 	m.sseEvents = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "wsrelay_sse_events_sent_total", Help: "Events written to SSE clients (quotes, status and reset events)."})
 	m.sseCut = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "wsrelay_sse_disconnects_total", Help: "SSE streams ended, by reason (queue_full, write_timeout, client_gone, shutdown, symbols_removed, write_error)."}, []string{"reason"})
+		Name: "wsrelay_sse_disconnects_total", Help: "SSE streams ended, by reason (" + strings.Join(reasons, ", ") + ")."}, []string{"reason"})
 	m.sseRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "wsrelay_sse_rejected_total", Help: "SSE requests refused before streaming, by error code."}, []string{"code"})
 	m.sseResumes = prometheus.NewCounter(prometheus.CounterOpts{
@@ -47,15 +58,36 @@ func newMetrics(ups Upstreams) *metrics {
 	m.sseBlocked = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "wsrelay_sse_blocked_writes_total", Help: "Stream writes that found the client's socket full and waited for it (up to sse.write_timeout)."})
 	m.reg.MustRegister(m.sseClients, m.sseEvents, m.sseCut, m.sseRejected, m.sseResumes, m.sseResets, m.sseBlocked, m.latency, m.httpReqs, m.httpDur,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&upstreamCollector{ups: ups})
-	for _, r := range []string{"queue_full", "write_timeout", "client_gone", "shutdown"} {
-		m.sseCut.WithLabelValues(r)
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.cuts = make(map[disconnectReason]prometheus.Counter, len(disconnectReasons))
+	for _, r := range disconnectReasons {
+		m.cuts[r] = m.sseCut.WithLabelValues(r.String()) // every reason shows from the start, at 0
 	}
 	return m
 }
 
-func (m *metrics) cut(reason string) { m.sseCut.WithLabelValues(reason).Inc() }
+// registerUpstreams adds the per-symbol upstream metrics, read from ups
+// at scrape time.
+func (m *metrics) registerUpstreams(ups Upstreams) {
+	m.reg.MustRegister(&upstreamCollector{ups: ups})
+}
+
+// disconnected counts a stream that ended.
+func (m *metrics) disconnected(r disconnectReason) { m.cuts[r].Inc() }
+
+// delivered counts a batch of events written to a stream: events, the
+// latency of each quote from its upstream read, and resets.
+func (m *metrics) delivered(batch []*relay.Event, now time.Time) {
+	for _, ev := range batch {
+		switch ev.Kind {
+		case relay.KindQuote:
+			m.latency.Observe(now.Sub(ev.ReceivedAt).Seconds())
+		case relay.KindReset:
+			m.sseResets.Inc()
+		}
+	}
+	m.sseEvents.Add(float64(len(batch)))
+}
 
 // upstreamCollector reads the relay's per-symbol counters at scrape time,
 // so the relay package needs no metrics code.

@@ -6,13 +6,22 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/wsrelay/wsrelay/relay"
 )
 
-// MaxSymbolsPerRequest bounds symbols= lists.
-const MaxSymbolsPerRequest = 100
+// symbolParam returns the route's {symbol}, checked.
+func symbolParam(r *http.Request) (string, error) {
+	sym := chi.URLParam(r, "symbol")
+	if !relay.ValidSymbol(sym) {
+		return "", errorf(http.StatusBadRequest, CodeInvalidSymbol, fmt.Sprintf("symbol: %q must match %s", trunc(sym, 80), relay.SymbolPattern))
+	}
+	return sym, nil
+}
 
-// ParseSymbols parses a comma-separated symbols= value: more than
+// ParseSymbols parses a comma-separated symbols= value as the API does
+// (wsrelay tail checks its arguments with it): more than
 // MaxSymbolsPerRequest is too_many_symbols (checked first), any invalid
 // name is invalid_symbol. Empty items are skipped and duplicates dropped;
 // an empty list means "every symbol" to the caller.
@@ -45,8 +54,8 @@ func ParseSymbols(v string) ([]string, error) {
 	return out, nil
 }
 
-// ParseLimit parses limit= (1–1000, default 100).
-func ParseLimit(v string) (int, error) {
+// parseLimit parses limit= (1–1000, default 100).
+func parseLimit(v string) (int, error) {
 	if v == "" {
 		return 100, nil
 	}
@@ -57,8 +66,8 @@ func ParseLimit(v string) (int, error) {
 	return n, nil
 }
 
-// ParseEventIDParam checks an event ID parameter (after=, last_event_id=).
-func ParseEventIDParam(name, v string) error {
+// parseEventIDParam checks an event ID parameter (after=, last_event_id=).
+func parseEventIDParam(name, v string) error {
 	if v == "" {
 		return nil
 	}
@@ -68,8 +77,8 @@ func ParseEventIDParam(name, v string) error {
 	return nil
 }
 
-// ParseBool parses snapshot= and similar flags.
-func ParseBool(name, v string, def bool) (bool, error) {
+// parseBool parses snapshot= and similar flags.
+func parseBool(name, v string, def bool) (bool, error) {
 	switch v {
 	case "":
 		return def, nil
@@ -81,8 +90,8 @@ func ParseBool(name, v string, def bool) (bool, error) {
 	return false, errorf(http.StatusBadRequest, CodeInvalidParameter, fmt.Sprintf("%s: %q is not true or false", name, trunc(v, 16)))
 }
 
-// ParseMaxRate parses max_rate= (quotes per second per symbol, 0 < N ≤ 1000).
-func ParseMaxRate(v string) (float64, error) {
+// parseMaxRate parses max_rate= (quotes per second per symbol, 0 < N ≤ 1000).
+func parseMaxRate(v string) (float64, error) {
 	if v == "" {
 		return 0, nil
 	}

@@ -2,20 +2,20 @@ package api
 
 import "testing"
 
-// TestStreamQueueBoundedUnderSteadyLoad: a queue that is never empty
+// TestReadyQueueStaysBoundedUnderSteadyLoad: a queue that is never empty
 // (writers take while notifications keep arriving) keeps FIFO order and
 // does not grow its array with the number of pushes.
-func TestStreamQueueBoundedUnderSteadyLoad(t *testing.T) {
+func TestReadyQueueStaysBoundedUnderSteadyLoad(t *testing.T) {
 	const streams = 100
-	pool := make([]*hstream, streams)
+	pool := make([]*stream, streams)
 	for i := range pool {
-		pool[i] = &hstream{}
+		pool[i] = &stream{}
 	}
-	var q streamQueue
+	var q readyQueue
 	for _, c := range pool {
 		q.push(c)
 	}
-	var got []*hstream
+	var got []*stream
 	next := 0 // the stream expected next, in FIFO order
 	for round := range 100_000 {
 		got = q.take(got[:0], 7)

@@ -31,8 +31,8 @@ type errBody struct {
 
 func TestRESTLatestQuote(t *testing.T) {
 	f := newFixture(t, opts{})
-	f.waitQuotes(t, 1)
-	resp, body := get(t, f.url+"/v1/quotes/A")
+	f.WaitQuotes(t, 1)
+	resp, body := get(t, f.URL+"/v1/quotes/A")
 	if resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
@@ -54,30 +54,30 @@ func TestRESTLatestQuote(t *testing.T) {
 		t.Fatalf("Age %q", h.Get("Age"))
 	}
 	// If-None-Match with the current ETag: 304 while it is still the latest.
-	f.feed.SetPaused(true)
+	f.Feed.SetPaused(true)
 	time.Sleep(50 * time.Millisecond)
-	resp, body = get(t, f.url+"/v1/quotes/A")
+	resp, body = get(t, f.URL+"/v1/quotes/A")
 	etag := resp.Header.Get("ETag")
-	resp, body = get(t, f.url+"/v1/quotes/A", "If-None-Match", etag)
+	resp, body = get(t, f.URL+"/v1/quotes/A", "If-None-Match", etag)
 	if resp.StatusCode != http.StatusNotModified || len(body) != 0 {
 		t.Fatalf("If-None-Match: %d %s", resp.StatusCode, body)
 	}
-	resp, _ = get(t, f.url+"/v1/quotes/A", "If-None-Match", `W/"1-1", `+etag)
+	resp, _ = get(t, f.URL+"/v1/quotes/A", "If-None-Match", `W/"1-1", `+etag)
 	if resp.StatusCode != http.StatusNotModified {
 		t.Fatalf("weak list: %d", resp.StatusCode)
 	}
-	f.feed.SetPaused(false)
-	f.waitQuotes(t, q.Seq+5)
-	if resp, _ = get(t, f.url+"/v1/quotes/A", "If-None-Match", etag); resp.StatusCode != 200 {
+	f.Feed.SetPaused(false)
+	f.WaitQuotes(t, q.Seq+5)
+	if resp, _ = get(t, f.URL+"/v1/quotes/A", "If-None-Match", etag); resp.StatusCode != 200 {
 		t.Fatalf("changed quote: %d", resp.StatusCode)
 	}
 	// Many symbols at once.
-	resp, body = get(t, f.url+"/v1/quotes?symbols=A,B")
+	resp, body = get(t, f.URL+"/v1/quotes?symbols=A,B")
 	var many struct{ Quotes map[string]quoteBody }
 	if err := json.Unmarshal(body, &many); err != nil || len(many.Quotes) != 2 || many.Quotes["B"].Symbol != "B" {
 		t.Fatalf("quotes: %d %s", resp.StatusCode, body)
 	}
-	_, body = get(t, f.url+"/v1/quotes")
+	_, body = get(t, f.URL+"/v1/quotes")
 	if json.Unmarshal(body, &many); len(many.Quotes) != 2 {
 		t.Fatalf("all quotes %s", body)
 	}
@@ -85,17 +85,17 @@ func TestRESTLatestQuote(t *testing.T) {
 
 func TestRESTNoDataYet(t *testing.T) {
 	f := newFixture(t, opts{rate: -1})
-	resp, body := get(t, f.url+"/v1/quotes/A")
+	resp, body := get(t, f.URL+"/v1/quotes/A")
 	var e errBody
 	json.Unmarshal(body, &e)
 	if resp.StatusCode != 503 || e.Error.Code != CodeNoData || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("%d %s %v", resp.StatusCode, body, resp.Header)
 	}
-	_, body = get(t, f.url+"/v1/quotes")
+	_, body = get(t, f.URL+"/v1/quotes")
 	if string(body) != `{"quotes":{}}`+"\n" {
 		t.Fatalf("no quotes yet: %s", body)
 	}
-	resp, _ = get(t, f.url+"/readyz")
+	resp, _ = get(t, f.URL+"/readyz")
 	if resp.StatusCode != 503 {
 		t.Fatalf("readyz before data: %d", resp.StatusCode)
 	}
@@ -103,8 +103,8 @@ func TestRESTNoDataYet(t *testing.T) {
 
 func TestRESTHistoryCursorLosesNothing(t *testing.T) {
 	f := newFixture(t, opts{rate: 400, history: 4096})
-	f.waitQuotes(t, 1)
-	resp, body := get(t, f.url+"/v1/quotes/A/history?limit=1")
+	f.WaitQuotes(t, 1)
+	resp, body := get(t, f.URL+"/v1/quotes/A/history?limit=1")
 	var h struct {
 		Quotes []quoteBody
 		Reset  bool
@@ -116,7 +116,7 @@ func TestRESTHistoryCursorLosesNothing(t *testing.T) {
 	got := 0
 	deadline := time.Now().Add(10 * time.Second)
 	for got < 500 && time.Now().Before(deadline) {
-		_, body = get(t, f.url+"/v1/quotes/A/history?limit=7&after="+cursor)
+		_, body = get(t, f.URL+"/v1/quotes/A/history?limit=7&after="+cursor)
 		h.Quotes = nil
 		if err := json.Unmarshal(body, &h); err != nil || h.Reset {
 			t.Fatalf("poll: %s", body)
@@ -137,7 +137,7 @@ func TestRESTHistoryCursorLosesNothing(t *testing.T) {
 		t.Fatalf("only %d quotes polled", got)
 	}
 	// A cursor from another epoch resets, with the oldest kept quotes.
-	_, body = get(t, f.url+"/v1/quotes/A/history?after=1-1&limit=3")
+	_, body = get(t, f.URL+"/v1/quotes/A/history?after=1-1&limit=3")
 	if json.Unmarshal(body, &h); !h.Reset || len(h.Quotes) != 3 || h.Quotes[0].Seq != 1 {
 		t.Fatalf("foreign cursor: %s", body)
 	}
@@ -145,7 +145,7 @@ func TestRESTHistoryCursorLosesNothing(t *testing.T) {
 
 func TestRESTErrorCodes(t *testing.T) {
 	f := newFixture(t, opts{})
-	f.waitQuotes(t, 1)
+	f.WaitQuotes(t, 1)
 	distinct := make([]string, 101)
 	for i := range distinct {
 		distinct[i] = fmt.Sprintf("S%d", i)
@@ -181,7 +181,7 @@ func TestRESTErrorCodes(t *testing.T) {
 		{"DELETE", "/v1/symbols/A", 403, CodeAdminDisabled, "admin"},
 	}
 	for _, tc := range cases {
-		req, _ := http.NewRequest(tc.method, f.url+tc.path, nil)
+		req, _ := http.NewRequest(tc.method, f.URL+tc.path, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -201,7 +201,7 @@ func TestRESTErrorCodes(t *testing.T) {
 func TestAdminEndpoints(t *testing.T) {
 	f := newFixture(t, opts{edit: func(c *Config) { c.AdminToken = "s3cret" }})
 	do := func(method, path, token, body string) (int, []byte) {
-		req, _ := http.NewRequest(method, f.url+path, strings.NewReader(body))
+		req, _ := http.NewRequest(method, f.URL+path, strings.NewReader(body))
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
@@ -219,8 +219,8 @@ func TestAdminEndpoints(t *testing.T) {
 	if code, _ := do("PUT", "/v1/symbols/C", "wrong", ""); code != 401 {
 		t.Fatalf("wrong token: %d", code)
 	}
-	f.waitQuotes(t, 1)
-	before := len(f.feed.Received())
+	f.WaitQuotes(t, 1)
+	before := len(f.Feed.Received())
 	if code, body := do("PUT", "/v1/symbols/bad%20sym", "s3cret", ""); code != 400 || !strings.Contains(string(body), CodeInvalidSymbol) {
 		t.Fatalf("invalid symbol: %d %s", code, body)
 	}
@@ -230,7 +230,7 @@ func TestAdminEndpoints(t *testing.T) {
 	if code, body := do("PUT", "/v1/symbols/C", "s3cret", `{"url":"ws://evil"}`); code != 400 || !strings.Contains(string(body), CodeInvalidBody) {
 		t.Fatalf("unknown field: %d %s", code, body)
 	}
-	if len(f.feed.Received()) != before {
+	if len(f.Feed.Received()) != before {
 		t.Fatal("a refused request reached the upstream")
 	}
 	if code, body := do("PUT", "/v1/symbols/C", "s3cret", ""); code != 201 || !strings.Contains(string(body), `"symbol":"C"`) {
@@ -241,7 +241,7 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if resp, _ := get(t, f.url+"/v1/quotes/C"); resp.StatusCode == 200 {
+		if resp, _ := get(t, f.URL+"/v1/quotes/C"); resp.StatusCode == 200 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -252,23 +252,23 @@ func TestAdminEndpoints(t *testing.T) {
 	if code, _ := do("DELETE", "/v1/symbols/C", "s3cret", ""); code != 204 {
 		t.Fatalf("delete: %d", code)
 	}
-	f.api.snapMu.RLock()
-	_, cached := f.api.snaps["C"]
-	f.api.snapMu.RUnlock()
+	f.api.quotes.mu.RLock()
+	_, cached := f.api.quotes.bySymbol["C"]
+	f.api.quotes.mu.RUnlock()
 	if cached {
 		t.Fatal("the removed symbol's REST response is still cached")
 	}
 	if code, _ := do("DELETE", "/v1/symbols/C", "s3cret", ""); code != 404 {
 		t.Fatalf("delete again: %d", code)
 	}
-	if resp, _ := get(t, f.url+"/v1/quotes/C"); resp.StatusCode != 404 {
+	if resp, _ := get(t, f.URL+"/v1/quotes/C"); resp.StatusCode != 404 {
 		t.Fatalf("deleted symbol still served: %d", resp.StatusCode)
 	}
 }
 
 func TestCORS(t *testing.T) {
 	f := newFixture(t, opts{edit: func(c *Config) { c.CORSOrigins = []string{"https://board.example"} }})
-	req, _ := http.NewRequest(http.MethodOptions, f.url+"/v1/stream?symbols=A", nil)
+	req, _ := http.NewRequest(http.MethodOptions, f.URL+"/v1/stream?symbols=A", nil)
 	req.Header.Set("Origin", "https://board.example")
 	req.Header.Set("Access-Control-Request-Method", "GET")
 	req.Header.Set("Access-Control-Request-Headers", "last-event-id")
@@ -282,30 +282,30 @@ func TestCORS(t *testing.T) {
 		!strings.Contains(h.Get("Access-Control-Allow-Headers"), "Last-Event-ID") || h.Get("Access-Control-Allow-Credentials") != "" {
 		t.Fatalf("preflight: %d %v", resp.StatusCode, h)
 	}
-	resp, _ = get(t, f.url+"/healthz", "Origin", "https://evil.example")
+	resp, _ = get(t, f.URL+"/healthz", "Origin", "https://evil.example")
 	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatal("foreign origin allowed")
 	}
-	resp, _ = get(t, f.url+"/healthz", "Origin", "https://board.example")
+	resp, _ = get(t, f.URL+"/healthz", "Origin", "https://board.example")
 	if resp.Header.Get("Access-Control-Allow-Origin") != "https://board.example" || !strings.Contains(resp.Header.Get("Vary"), "Origin") {
 		t.Fatalf("allowed origin: %v", resp.Header)
 	}
-	if _, err := New(Config{Broker: f.broker, Upstreams: f.relay, CORSOrigins: []string{"board.example"}}); err == nil {
+	if _, err := New(Config{Broker: f.Broker, Upstreams: f.Relay, CORSOrigins: []string{"board.example"}}); err == nil {
 		t.Fatal("origin without scheme accepted")
 	}
 }
 
 func TestHealthReadyMetrics(t *testing.T) {
 	f := newFixture(t, opts{})
-	f.waitQuotes(t, 3)
-	if resp, _ := get(t, f.url+"/healthz"); resp.StatusCode != 200 {
+	f.WaitQuotes(t, 3)
+	if resp, _ := get(t, f.URL+"/healthz"); resp.StatusCode != 200 {
 		t.Fatal("healthz")
 	}
-	if resp, body := get(t, f.url+"/readyz"); resp.StatusCode != 200 {
+	if resp, body := get(t, f.URL+"/readyz"); resp.StatusCode != 200 {
 		t.Fatalf("readyz %d %s", resp.StatusCode, body)
 	}
-	get(t, f.url+"/v1/quotes/A")
-	resp, body := get(t, f.url+"/metrics")
+	get(t, f.URL+"/v1/quotes/A")
+	resp, body := get(t, f.URL+"/metrics")
 	if resp.StatusCode != 200 {
 		t.Fatal(resp.StatusCode)
 	}
@@ -330,11 +330,11 @@ func TestHealthReadyMetrics(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
 	}
-	f.api.Shutdown()
-	if resp, _ := get(t, f.url+"/readyz"); resp.StatusCode != 503 {
+	f.api.Shutdown(t.Context())
+	if resp, _ := get(t, f.URL+"/readyz"); resp.StatusCode != 503 {
 		t.Fatalf("readyz during shutdown: %d", resp.StatusCode)
 	}
-	if resp, _ := get(t, f.url+"/healthz"); resp.StatusCode != 200 {
+	if resp, _ := get(t, f.URL+"/healthz"); resp.StatusCode != 200 {
 		t.Fatal("healthz during shutdown")
 	}
 }
@@ -345,8 +345,8 @@ func TestRESTStaleFlag(t *testing.T) {
 	f := newFixture(t, opts{rate: -1})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		f.feed.Push("A")
-		if st, _ := f.relay.Status("A"); st.Quotes > 0 {
+		f.Feed.Push("A")
+		if st, _ := f.Relay.Status("A"); st.Quotes > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -355,7 +355,7 @@ func TestRESTStaleFlag(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	stale := func() bool {
-		_, body := get(t, f.url+"/v1/quotes/A")
+		_, body := get(t, f.URL+"/v1/quotes/A")
 		var q quoteBody
 		if err := json.Unmarshal(body, &q); err != nil {
 			t.Fatalf("%s", body)
@@ -365,15 +365,15 @@ func TestRESTStaleFlag(t *testing.T) {
 	if stale() {
 		t.Fatal("fresh quote marked stale")
 	}
-	f.broker.PublishStatus("A", relay.StateStale, "no quote for 30s", time.Now())
+	f.Broker.PublishStatus("A", relay.StateStale, "no quote for 30s", time.Now())
 	if !stale() {
 		t.Fatal("stale upstream not reflected")
 	}
-	_, body := get(t, f.url+"/v1/quotes?symbols=A")
+	_, body := get(t, f.URL+"/v1/quotes?symbols=A")
 	if !strings.Contains(string(body), `"stale":true`) {
 		t.Fatalf("multi-quote snapshot: %s", body)
 	}
-	f.broker.PublishStatus("A", relay.StateLive, "quotes flowing", time.Now())
+	f.Broker.PublishStatus("A", relay.StateLive, "quotes flowing", time.Now())
 	if stale() {
 		t.Fatal("still stale after live")
 	}
@@ -381,11 +381,11 @@ func TestRESTStaleFlag(t *testing.T) {
 
 func TestRESTRateLimitAndQueryLength(t *testing.T) {
 	f := newFixture(t, opts{edit: func(c *Config) { c.RateLimit = RateLimit{Requests: 5, Window: time.Minute} }})
-	f.waitQuotes(t, 1)
+	f.WaitQuotes(t, 1)
 	var last *http.Response
 	var body []byte
 	for range 6 {
-		last, body = get(t, f.url+"/v1/quotes/A")
+		last, body = get(t, f.URL+"/v1/quotes/A")
 	}
 	var e errBody
 	json.Unmarshal(body, &e)
@@ -393,19 +393,19 @@ func TestRESTRateLimitAndQueryLength(t *testing.T) {
 		t.Fatalf("6th request: %d %s %v", last.StatusCode, body, last.Header)
 	}
 	// Streams and health probes are not rate-limited.
-	if resp, _ := get(t, f.url+"/healthz"); resp.StatusCode != 200 {
+	if resp, _ := get(t, f.URL+"/healthz"); resp.StatusCode != 200 {
 		t.Fatalf("healthz limited: %d", resp.StatusCode)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	openSSE(t, ctx, f.url+"/v1/stream?symbols=A").Close()
+	openSSE(t, ctx, f.URL+"/v1/stream?symbols=A").Close()
 	// An over-long query string.
-	resp, body := get(t, f.url+"/healthz?x="+strings.Repeat("a", MaxQueryLength))
+	resp, body := get(t, f.URL+"/healthz?x="+strings.Repeat("a", MaxQueryLength))
 	json.Unmarshal(body, &e)
 	if resp.StatusCode != 414 || e.Error.Code != CodeURITooLong || !strings.Contains(e.Error.Message, "query") {
 		t.Fatalf("long query: %d %s", resp.StatusCode, body)
 	}
-	if _, err := New(Config{Broker: f.broker, Upstreams: f.relay, RateLimit: RateLimit{Requests: 5}}); err == nil {
-		t.Fatal("rate limit without a window accepted")
+	if _, err := New(Config{Broker: f.Broker, Upstreams: f.Relay, RateLimit: RateLimit{Requests: 5, Window: -time.Second}}); err == nil {
+		t.Fatal("a negative rate limit window accepted")
 	}
 }

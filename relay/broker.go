@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 )
 
-// Default sizes of the broker.
+// Default sizes: quotes kept per symbol, and events a subscriber may fall
+// behind (SubscribeOptions.Queue).
 const (
 	DefaultHistory = 1024
 	DefaultQueue   = 1024
@@ -30,13 +30,6 @@ type BrokerConfig struct {
 	// History is the number of quotes kept per symbol for resume and
 	// history lookups. Default DefaultHistory.
 	History int
-	// Queue is the number of events a subscriber may fall behind before it
-	// is cut off with ErrSlowConsumer. Default DefaultQueue.
-	Queue int
-	// Encode, when set, is called once per published event, under the
-	// broker's lock; its result is stored in Event.Wire and shared by every
-	// subscriber. It must not call the broker.
-	Encode func(e *Event) []byte
 	// Epoch overrides the broker's epoch (Unix milliseconds); default now.
 	Epoch int64
 }
@@ -51,8 +44,6 @@ type BrokerConfig struct {
 type Broker struct {
 	epoch   int64
 	history int
-	queue   int
-	encode  func(*Event) []byte
 
 	mu     sync.Mutex
 	n      uint64
@@ -76,14 +67,11 @@ type topic struct {
 
 // NewBroker returns a broker with no symbols.
 func NewBroker(cfg BrokerConfig) (*Broker, error) {
-	if cfg.History < 0 || cfg.Queue < 0 {
-		return nil, fmt.Errorf("broker: history and queue must not be negative")
+	if cfg.History < 0 {
+		return nil, fmt.Errorf("broker: history must not be negative")
 	}
 	if cfg.History == 0 {
 		cfg.History = DefaultHistory
-	}
-	if cfg.Queue == 0 {
-		cfg.Queue = DefaultQueue
 	}
 	if cfg.Epoch == 0 {
 		cfg.Epoch = time.Now().UnixMilli()
@@ -91,18 +79,9 @@ func NewBroker(cfg BrokerConfig) (*Broker, error) {
 	return &Broker{
 		epoch:   cfg.Epoch,
 		history: cfg.History,
-		queue:   cfg.Queue,
-		encode:  cfg.Encode,
 		topics:  make(map[string]*topic),
 		subs:    make(map[*Subscription]struct{}),
 	}, nil
-}
-
-// Epoch returns the broker's epoch in Unix milliseconds.
-func (b *Broker) Epoch() int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.epoch
 }
 
 // AddSymbol makes symbol known to the broker; it reports whether it was new.
@@ -149,7 +128,7 @@ func (b *Broker) Symbols() []string {
 		out = append(out, name)
 	}
 	b.mu.Unlock()
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 
@@ -178,9 +157,6 @@ func (b *Broker) Publish(symbol string, data []byte, receivedAt time.Time) (*Eve
 	t.seq++
 	ev := &Event{Kind: KindQuote, Symbol: symbol, ID: EventID{Epoch: b.epoch, N: b.n}, Seq: t.seq, ReceivedAt: receivedAt}
 	ev.JSON = encodeQuote(buf, symbol, ev.ID, ev.Seq, receivedAt, false, data)
-	if b.encode != nil {
-		ev.Wire = b.encode(ev)
-	}
 	b.appendLocked(t, ev)
 	return ev, nil
 }
@@ -239,21 +215,12 @@ func (b *Broker) statusEvent(symbol string, state State, reason string, at time.
 	j = append(j, `,"at":"`...)
 	j = at.UTC().AppendFormat(j, time.RFC3339Nano)
 	j = append(j, `"}`...)
-	ev := &Event{Kind: KindStatus, Symbol: symbol, ReceivedAt: at, JSON: j}
-	if b.encode != nil {
-		ev.Wire = b.encode(ev)
-	}
-	return ev
+	return &Event{Kind: KindStatus, Symbol: symbol, ReceivedAt: at, JSON: j}
 }
 
-func (b *Broker) resetEvent(reason string) *Event {
-	ev := &Event{Kind: KindReset, ReceivedAt: time.Now()}
-	ev.JSON = appendJSONString(append([]byte(nil), `{"reason":`...), reason)
-	ev.JSON = append(ev.JSON, '}')
-	if b.encode != nil {
-		ev.Wire = b.encode(ev)
-	}
-	return ev
+func resetEvent(reason string) *Event {
+	j := appendJSONString(append(make([]byte, 0, 16+len(reason)), `{"reason":`...), reason)
+	return &Event{Kind: KindReset, ReceivedAt: time.Now(), JSON: append(j, '}')}
 }
 
 // Latest returns the newest quote of symbol.
@@ -297,9 +264,19 @@ func (t *topic) at(i int) *Event {
 	return t.ring[(t.head-t.size+i+2*len(t.ring))%len(t.ring)]
 }
 
-// firstAfter returns the index of the first retained quote with N > n.
+// firstAfter returns the index of the first retained quote with N > n
+// (t.size if none): a binary search of the ring, whose Ns grow.
 func (t *topic) firstAfter(n uint64) int {
-	return sort.Search(t.size, func(i int) bool { return t.at(i).ID.N > n })
+	lo, hi := 0, t.size
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if t.at(mid).ID.N > n {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
 }
 
 // honours reports whether every quote of t after n is still retained.

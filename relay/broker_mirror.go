@@ -117,9 +117,6 @@ func (b *Broker) ApplyAt(q MirrorQuote) (*Event, error) {
 	t.seq = q.Seq
 	ev := &Event{Kind: KindQuote, Symbol: q.Symbol, ID: EventID{Epoch: b.epoch, N: q.N}, Seq: q.Seq, ReceivedAt: q.ReceivedAt}
 	ev.JSON = encodeQuote(buf, q.Symbol, ev.ID, ev.Seq, q.ReceivedAt, false, q.Data)
-	if b.encode != nil {
-		ev.Wire = b.encode(ev)
-	}
 	// The evidence: every quote of the symbol after `boundary` is kept
 	// here. Each rule depends only on the log, so every mirror that read
 	// the same log decides the same way.
@@ -143,7 +140,7 @@ func (b *Broker) ApplyAt(q MirrorQuote) (*Event, error) {
 	if broken && len(t.subs) > 0 {
 		// Live subscribers have the quotes before the hole and are about
 		// to get the one after it: say so, never a silent gap.
-		reset := b.resetEvent(ResetHistoryExhausted)
+		reset := resetEvent(ResetHistoryExhausted)
 		for _, s := range t.subs {
 			s.push(reset)
 		}
@@ -180,7 +177,7 @@ func (b *Broker) SetEpoch(epoch int64) bool {
 		clear(t.ring)
 		t.head, t.size, t.seq, t.evicted, t.createdN = 0, 0, 0, 0, 0
 	}
-	reset := b.resetEvent(ResetEpochChanged)
+	reset := resetEvent(ResetEpochChanged)
 	for s := range b.subs {
 		s.mu.Lock()
 		for i := range s.conf {

@@ -255,8 +255,8 @@ func TestBrokerSubscribeSnapshotAndReset(t *testing.T) {
 // TestBrokerSlowSubscriber: one subscriber that never reads is cut off at
 // its queue limit and costs the others nothing.
 func TestBrokerSlowSubscriber(t *testing.T) {
-	b := newTestBroker(t, BrokerConfig{Queue: 16}, "A")
-	slow, _ := b.Subscribe([]string{"A"}, SubscribeOptions{})
+	b := newTestBroker(t, BrokerConfig{}, "A")
+	slow, _ := b.Subscribe([]string{"A"}, SubscribeOptions{Queue: 16})
 	defer slow.Close()
 	const n = 5000
 	var wg sync.WaitGroup
@@ -387,14 +387,14 @@ func TestBrokerCloseEndsSubscriptions(t *testing.T) {
 func BenchmarkBrokerFanout(b *testing.B) {
 	for _, n := range []int{1, 100, 10000} {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
-			br := newTestBroker(b, BrokerConfig{Queue: 1 << 20}, "A")
+			br := newTestBroker(b, BrokerConfig{}, "A")
 			data := []byte(`{"group":"QuoteBin5m:A","data":[{"low":"55.42","high":"55.63","open":"55.42","close":"55.59","last_price":"55.59","volume":"40078","timestamp":1551941701}]}`)
 			var wg sync.WaitGroup
 			ctx, cancel := context.WithCancel(context.Background())
 			total := make([]int, n)
 			subs := make([]*Subscription, n)
 			for i := range n {
-				subs[i], _ = br.Subscribe([]string{"A"}, SubscribeOptions{})
+				subs[i], _ = br.Subscribe([]string{"A"}, SubscribeOptions{Queue: 1 << 20})
 				wg.Add(1)
 				go func() {
 					defer wg.Done()

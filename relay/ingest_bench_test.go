@@ -24,7 +24,7 @@ func BenchmarkFramePath(b *testing.B) {
 		frame []byte
 	}{{"text", false, benchFrame}, {"gzip", true, gz(benchFrame)}} {
 		b.Run(tc.name, func(b *testing.B) {
-			br, _ := NewBroker(BrokerConfig{Queue: 1 << 30, Encode: func(e *Event) []byte { return append([]byte("data: "), e.JSON...) }})
+			br, _ := NewBroker(BrokerConfig{})
 			defer br.Close()
 			br.AddSymbol("A")
 			rules, _ := (&UpstreamConfig{Accept: []Matcher{Exists("/data")}, Extract: "/data/0"}).FrameRules()

@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -105,13 +104,11 @@ func (m *model) subscribe(t *rapid.T, syms []string, after string, snapshot bool
 
 // drain reads everything pending and compares it with the model.
 func (m *model) drain(t *rapid.T, s *modelSub) {
-	ready := make(chan time.Time)
-	close(ready) // Poll returns at once when nothing is pending
 	var got []uint64
 	var err error
 	var batch []*Event
 	for {
-		batch, err = s.sub.Poll(context.Background(), batch, ready)
+		batch, _, err = s.sub.TryNext(batch)
 		if err != nil || len(batch) == 0 {
 			break
 		}
@@ -145,7 +142,7 @@ func (m *model) drain(t *rapid.T, s *modelSub) {
 // published quotes after its resume point, in order, or an explicit reset.
 func TestBrokerProperties(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		b, _ := NewBroker(BrokerConfig{History: propHistory, Queue: propQueue, Epoch: 1000})
+		b, _ := NewBroker(BrokerConfig{History: propHistory, Epoch: 1000})
 		defer b.Close()
 		all := []string{"A", "B", "C", "D"}
 		m := &model{b: b, topics: map[string][]uint64{}, created: map[string]uint64{}}

@@ -3,9 +3,9 @@ package relay
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -31,12 +31,12 @@ var (
 	ErrSlowConsumer = errors.New("slow consumer: queue full")
 )
 
-// SymbolPattern is what every symbol name must match: it is used in URLs and
-// substituted into upstream frames, so nothing else is let through.
-var SymbolPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+// SymbolPattern is the regular expression every symbol name matches: a name
+// is used in URLs and substituted into upstream frames, so nothing else is
+// let through. ValidSymbol checks it.
+const SymbolPattern = `^[A-Za-z0-9._:-]{1,64}$`
 
-// ValidSymbol reports whether name is an acceptable symbol name. It is the
-// hot-path equivalent of SymbolPattern.MatchString.
+// ValidSymbol reports whether name matches SymbolPattern.
 func ValidSymbol(name string) bool {
 	if len(name) == 0 || len(name) > 64 {
 		return false
@@ -135,7 +135,7 @@ const (
 
 // Event is one item of a subscription: a quote, a status change or a reset
 // marker. An Event is immutable once published and shared by every
-// subscriber; never modify it.
+// subscriber; never modify it. Its methods are safe for concurrent use.
 type Event struct {
 	Kind   EventKind
 	Symbol string // empty for KindReset
@@ -143,12 +143,30 @@ type Event struct {
 	Seq    uint64
 	// ReceivedAt is when the upstream frame was read.
 	ReceivedAt time.Time
-	// JSON is the event's data: the quote object of SPEC.md for quotes, the
-	// status or reset object otherwise. It holds no newline.
+	// JSON is the event's data: the quote object (symbol, id, seq,
+	// received_at, stale, data) for quotes, the status or reset object
+	// otherwise. It holds no newline.
 	JSON []byte
-	// Wire is the event encoded by the broker's Encode hook (the SSE frame),
-	// built once and shared by every subscriber; nil without a hook.
-	Wire []byte
+
+	encoded atomic.Pointer[[]byte] // see Encoded
+}
+
+// Encoded returns encode(e), calling encode only for the first caller: the
+// bytes are kept with the event and every later caller, on any goroutine,
+// gets the same ones. It lets the consumer that delivers an event to many
+// clients (the api package's SSE writer) build its wire form once per
+// event, outside the broker's lock and only for events that are delivered.
+// A program uses one encoding per event: the first encode wins. Two first
+// callers racing may both run encode; one result is kept.
+func (e *Event) Encoded(encode func(*Event) []byte) []byte {
+	if p := e.encoded.Load(); p != nil {
+		return *p
+	}
+	b := encode(e)
+	if e.encoded.CompareAndSwap(nil, &b) {
+		return b
+	}
+	return *e.encoded.Load()
 }
 
 // State is the upstream state of a symbol.
@@ -206,7 +224,8 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// encodeQuote builds the quote object of SPEC.md. data must be compact JSON.
+// encodeQuote builds the quote object served by REST, SSE and history.
+// data must be compact JSON.
 func encodeQuote(b []byte, symbol string, id EventID, seq uint64, at time.Time, stale bool, data []byte) []byte {
 	b = append(b, `{"symbol":`...)
 	b = appendJSONString(b, symbol)

@@ -18,15 +18,18 @@ type SubscribeOptions struct {
 	// Snapshot, when After is empty, starts the subscription with the latest
 	// quote of each symbol.
 	Snapshot bool
-	// Queue overrides the broker's queue size for this subscriber.
+	// Queue is how many events the subscriber may fall behind before it
+	// is cut off with ErrSlowConsumer. Default DefaultQueue.
 	Queue int
 	// MaxRate > 0 conflates: at most MaxRate quotes per second per symbol,
 	// always the newest one. Status and reset events are never conflated.
 	MaxRate float64
 }
 
-// Subscription yields the events of a set of symbols. Next is meant for one
-// consumer goroutine; Close may be called from any goroutine.
+// Subscription yields the events of a set of symbols, in one of two ways:
+// Next waits for them (one consumer goroutine), or SetNotify says when there
+// are some and TryNext takes them without waiting (the api package's writer
+// pool). Close may be called from any goroutine.
 type Subscription struct {
 	b     *Broker
 	queue int
@@ -60,7 +63,7 @@ func (b *Broker) Subscribe(symbols []string, opt SubscribeOptions) (*Subscriptio
 		done:   make(chan struct{}),
 	}
 	if s.queue <= 0 {
-		s.queue = b.queue
+		s.queue = DefaultQueue
 	}
 	if id, err := ParseEventID(opt.After); err == nil {
 		b.waitMirror(id, true)
@@ -107,7 +110,7 @@ func (b *Broker) Subscribe(symbols []string, opt SubscribeOptions) (*Subscriptio
 			}
 		}
 		if reset != "" {
-			backlog = append(backlog[:0], b.resetEvent(reset))
+			backlog = append(backlog[:0], resetEvent(reset))
 		}
 	}
 	if reset != "" || (opt.After == "" && opt.Snapshot) {
@@ -177,11 +180,12 @@ func (s *Subscription) push(ev *Event) bool {
 }
 
 // SetNotify makes the subscription call f, instead of waking Next, each
-// time an event is queued or the subscription ends. f runs with the
-// broker's locks held: it must be quick and must not call back into the
-// broker or the subscription. A consumer driven this way collects events
-// with TryNext. f is called once at once, so that events queued before
-// SetNotify are not missed.
+// time an event is queued or the subscription ends. f runs on the
+// publisher's goroutine with the broker's lock held (so that publishing
+// allocates nothing per subscriber): it must be quick, must not block and
+// must not call back into the broker or the subscription. A consumer driven
+// this way collects events with TryNext. f is called once at once, so that
+// events queued before SetNotify are not missed.
 func (s *Subscription) SetNotify(f func()) {
 	s.mu.Lock()
 	s.onReady = f
@@ -260,13 +264,6 @@ func (s *Subscription) Err() error {
 // once done with it). It returns an error when ctx ends or the subscription
 // ends; a slow consumer's pending events are dropped (it resumes by ID).
 func (s *Subscription) Next(ctx context.Context, spare []*Event) ([]*Event, error) {
-	return s.Poll(ctx, spare, nil)
-}
-
-// Poll is Next that also returns, with no events and no error, when tick
-// fires first; a writer uses it to send heartbeats on an idle stream
-// without a timer per call.
-func (s *Subscription) Poll(ctx context.Context, spare []*Event, tick <-chan time.Time) ([]*Event, error) {
 	clear(spare)
 	spare = spare[:0]
 	var timer *time.Timer
@@ -280,23 +277,21 @@ func (s *Subscription) Poll(ctx context.Context, spare []*Event, tick <-chan tim
 		if len(out) > 0 || err != nil {
 			return out, err
 		}
-		var tc <-chan time.Time
+		var due <-chan time.Time // a conflated quote becomes due
 		if wait > 0 {
 			if timer == nil {
 				timer = time.NewTimer(wait)
 			} else {
 				timer.Reset(wait)
 			}
-			tc = timer.C
+			due = timer.C
 		}
 		select {
 		case <-ctx.Done():
 			return spare, ctx.Err()
 		case <-s.notify:
 		case <-s.done:
-		case <-tc:
-		case <-tick:
-			return spare, nil
+		case <-due:
 		}
 	}
 }

@@ -3,7 +3,6 @@ package web_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,9 +16,7 @@ import (
 
 	"github.com/wsrelay/wsrelay"
 	"github.com/wsrelay/wsrelay/api"
-	"github.com/wsrelay/wsrelay/relay"
-	"github.com/wsrelay/wsrelay/relay/faultnet"
-	"github.com/wsrelay/wsrelay/relay/simfeed"
+	"github.com/wsrelay/wsrelay/relay/relaytest"
 	"github.com/wsrelay/wsrelay/web"
 )
 
@@ -53,47 +50,15 @@ func artifactDir(t *testing.T) string {
 	return dir
 }
 
-type stack struct {
-	feed    *simfeed.Feed
-	feedSrv *httptest.Server
-	broker  *relay.Broker
-	relay   *relay.Relay
-	api     *api.Server
-	srv     *httptest.Server
-	ln      *faultnet.Listener
-}
-
-func startStack(t *testing.T) *stack {
-	s := &stack{feed: simfeed.New(simfeed.Config{Rate: 10})}
-	s.feedSrv = httptest.NewServer(s.feed)
-	var err error
-	s.broker, _ = relay.NewBroker(relay.BrokerConfig{Encode: api.EncodeSSE})
-	s.relay, err = relay.New(relay.Config{Upstreams: []relay.UpstreamConfig{{
-		Name: "sim", URL: "ws" + strings.TrimPrefix(s.feedSrv.URL, "http"),
-		Subscribe: []string{`{"action":"subscribe","args":["QuoteBin5m:{symbol}"]}`}, Accept: []relay.Matcher{relay.Exists("/data")},
-		Symbols: []relay.Symbol{{Name: "BTCUSDT"}, {Name: "ETHUSDT"}, {Name: "LTCUSDT"}},
-	}}}, s.broker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.api, err = api.New(api.Config{Broker: s.broker, Upstreams: s.relay, Web: web.Handler(), OpenAPI: wsrelay.OpenAPI,
+// startStack runs the whole stack (relaytest) with the page mounted.
+func startStack(t *testing.T) *relaytest.Stack {
+	s := relaytest.Start(t, relaytest.Options{Symbols: []string{"BTCUSDT", "ETHUSDT", "LTCUSDT"}, Rate: 10})
+	a, err := api.New(api.Config{Broker: s.Broker, Upstreams: s.Relay, Web: web.Handler(), OpenAPI: wsrelay.OpenAPI,
 		SSE: api.SSEConfig{Retry: 300 * time.Millisecond, Heartbeat: 2 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.srv = httptest.NewUnstartedServer(s.api.Handler())
-	s.ln = faultnet.NewListener(s.srv.Listener)
-	s.srv.Listener = s.ln
-	s.srv.Start()
-	t.Cleanup(func() {
-		s.api.Shutdown()
-		s.ln.CutAll()
-		s.srv.Close()
-		s.relay.Close()
-		s.broker.Close()
-		s.feed.Close()
-		s.feedSrv.Close()
-	})
+	s.Serve(t, a)
 	return s
 }
 
@@ -172,7 +137,7 @@ func TestBoardInBrowser(t *testing.T) {
 	}
 
 	// The page loads and shows a row per demo symbol.
-	run("load", chromedp.Navigate(s.srv.URL+"/"), chromedp.WaitVisible(`.row[data-symbol="BTCUSDT"]`))
+	run("load", chromedp.Navigate(s.URL+"/"), chromedp.WaitVisible(`.row[data-symbol="BTCUSDT"]`))
 	waitJS("three rows", `document.querySelectorAll("#rows .row").length === 3`, 10*time.Second)
 	waitJS("connected", `__wsrelay.conn === "connected"`, 10*time.Second)
 
@@ -193,7 +158,7 @@ func TestBoardInBrowser(t *testing.T) {
 	// and has seen every quote exactly once.
 	eval(`window.__marker = 42`)
 	before := eval(`String(__wsrelay.quotes)`)
-	s.ln.CutAll()
+	s.Listener.CutAll()
 	waitJS("recovery after the cut", `__wsrelay.conn === "resumed" && __wsrelay.quotes > `+before+` + 10`, 20*time.Second)
 	if eval(`String(window.__marker)`) != "42" {
 		t.Fatal("the page reloaded")

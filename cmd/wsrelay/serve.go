@@ -23,7 +23,8 @@ import (
 	"github.com/wsrelay/wsrelay/web"
 )
 
-// shutdownGrace bounds how long open requests get once shutdown starts.
+// shutdownGrace bounds how long open streams and requests get once
+// shutdown starts.
 const shutdownGrace = 5 * time.Second
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -52,7 +53,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return runServer(ctx, st, newLogger(stderr, st.logLevel, st.logFormat))
 }
 
-// newServeFlagSet declares the serve flags (see SPEC.md, "Commands").
+// newServeFlagSet declares the serve flags (README, "Commands").
 func newServeFlagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.String("config", "", "YAML config file")
@@ -90,8 +91,10 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// runServer runs the relay until ctx ends, then shuts down in order: stop
-// accepting and end the streams, drain requests, close upstreams, wait.
+// runServer runs the relay until ctx ends, then shuts down in order: end
+// the streams (readyz 503, no new ones), stop accepting and close the
+// connections that carry no request, wait for the requests in progress,
+// close the upstreams and the broker. Each step waits only for real work.
 func runServer(ctx context.Context, st *settings, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", st.listen)
 	if err != nil {
@@ -120,7 +123,7 @@ func runServer(ctx context.Context, st *settings, log *slog.Logger) error {
 		st.upstreams = []relay.UpstreamConfig{demoUpstream("ws://"+feedLn.Addr().String()+"/", st.demoSymbols)}
 	}
 
-	broker, err := relay.NewBroker(relay.BrokerConfig{History: st.history, Queue: st.sse.Queue, Encode: api.EncodeSSE})
+	broker, err := relay.NewBroker(relay.BrokerConfig{History: st.history})
 	if err != nil {
 		return err
 	}
@@ -137,8 +140,10 @@ func runServer(ctx context.Context, st *settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	conns := newConnTracker()
 	httpSrv := &http.Server{
 		Handler:           rl.handler(apiSrv),
+		ConnState:         conns.track,
 		ReadHeaderTimeout: st.http.readHeaderTimeout, // slowloris
 		IdleTimeout:       st.http.idleTimeout,
 		MaxHeaderBytes:    st.http.maxHeaderBytes,
@@ -171,11 +176,13 @@ func runServer(ctx context.Context, st *settings, log *slog.Logger) error {
 	}
 	log.Info("shutting down", "streams", apiSrv.Clients())
 	start := time.Now()
-	apiSrv.Shutdown() // readyz 503, no new streams, open streams end
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if err := httpSrv.Shutdown(sctx); err != nil {
-		httpSrv.Close()
+	if err := apiSrv.Shutdown(sctx); err != nil { // readyz 503, no new streams, open streams end
+		log.Warn("streams did not end within the grace", "err", err)
+	}
+	if err := shutdownHTTP(sctx, httpSrv, conns); err != nil {
+		log.Warn("requests did not end within the grace", "err", err)
 	}
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http server", "err", err)

@@ -102,7 +102,8 @@ func Start(t testing.TB, o Options) *Stack {
 	t.Cleanup(b.Close)
 	uc := relay.UpstreamConfig{
 		Name: "sim", URL: upURL,
-		Subscribe: simfeed.Subscribe, Unsubscribe: simfeed.Unsubscribe, Accept: simfeed.Accept,
+		Subscribe: []string{simfeed.Subscribe}, Unsubscribe: []string{simfeed.Unsubscribe},
+		Accept: []relay.Matcher{relay.Exists(simfeed.Accept)},
 		Backoff: relay.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
 	}
 	for _, name := range o.Symbols {
