@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wsrelay/wsrelay/relay/relaytest"
 )
 
 func long() bool { return os.Getenv("WSRELAY_LONG") != "" }
@@ -51,9 +53,10 @@ func rawStream(addr, path string, hdr ...string) (net.Conn, *bufio.Reader, error
 	return c, br, nil
 }
 
-// TestClientChurn opens and drops streams over and over (some cut while the
-// server writes) and checks that nothing is left behind.
-func TestClientChurn(t *testing.T) {
+// TestChurningClientsLeaveNothingBehind opens and drops streams over and
+// over (some cut while the server writes) and checks that no stream or
+// goroutine is left behind.
+func TestChurningClientsLeaveNothingBehind(t *testing.T) {
 	cycles := 2000
 	if long() {
 		cycles = 10000
@@ -96,20 +99,18 @@ func TestClientChurn(t *testing.T) {
 	if failed.Load() > 0 {
 		t.Fatalf("%d of %d connects failed", failed.Load(), cycles)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for f.api.Clients() != 0 || runtime.NumGoroutine() > baseG+2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("after churn: %d streams open, %d goroutines (baseline %d)", f.api.Clients(), runtime.NumGoroutine(), baseG)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	relaytest.Eventually(t, "no stream or goroutine left after the churn",
+		func() bool { return f.api.Clients() == 0 && runtime.NumGoroutine() <= baseG+2 },
+		func() string {
+			return fmt.Sprintf("%d streams open, %d goroutines (baseline %d)", f.api.Clients(), runtime.NumGoroutine(), baseG)
+		})
 	t.Logf("%d connect/disconnect cycles in %s; streams 0, goroutines %d (baseline %d)", cycles, took.Round(time.Millisecond), runtime.NumGoroutine(), baseG)
 }
 
-// TestMassResume: many clients lose their streams at once and all resume
-// concurrently with Last-Event-ID; every one continues exactly where it
-// stopped.
-func TestMassResume(t *testing.T) {
+// TestClientsCutAtOnceAllResumeExactly: many clients lose their streams at
+// once and all resume concurrently with Last-Event-ID; every one continues
+// exactly where it stopped.
+func TestClientsCutAtOnceAllResumeExactly(t *testing.T) {
 	n := 300
 	if long() {
 		n = 1000
@@ -208,10 +209,10 @@ func cutPrefix(line, p string) (string, bool) {
 	return "", false
 }
 
-// TestSlowReadersOfEveryKind: a client that never reads, one that reads a
-// byte a second and one that reads in bursts are each cut off with a
-// counted reason; 50 normal readers get every quote meanwhile.
-func TestSlowReadersOfEveryKind(t *testing.T) {
+// TestSlowReadersOfEveryKindAreCut: a client that never reads, one that
+// reads a byte a second and one that reads in bursts are each cut off with
+// a counted reason; 50 normal readers get every quote meanwhile.
+func TestSlowReadersOfEveryKindAreCut(t *testing.T) {
 	f := newFixture(t, opts{rate: 300, smallSendBuffers: true, edit: func(c *Config) {
 		// Margins far above scheduling delays of the 50 healthy readers;
 		// the slow ones exceed them by design (bursts pause 3 s).
@@ -220,7 +221,7 @@ func TestSlowReadersOfEveryKind(t *testing.T) {
 	}})
 	f.WaitQuotes(t, 2)
 	addr := f.Addr
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var slow sync.WaitGroup
 	slowReader := func(name string, read func(c net.Conn, br *bufio.Reader)) {
@@ -297,18 +298,10 @@ func TestSlowReadersOfEveryKind(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		cut := testutil.ToFloat64(f.api.metrics.sseCut.WithLabelValues("write_timeout")) + testutil.ToFloat64(f.api.metrics.sseCut.WithLabelValues("queue_full"))
-		if cut >= 3 {
-			t.Logf("slow readers cut: write_timeout=%v queue_full=%v", testutil.ToFloat64(f.api.metrics.sseCut.WithLabelValues("write_timeout")), testutil.ToFloat64(f.api.metrics.sseCut.WithLabelValues("queue_full")))
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %v of 3 slow readers cut off", cut)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	cuts := func() float64 { return f.cut(reasonWriteTimeout) + f.cut(reasonQueueFull) }
+	relaytest.Eventually(t, "the 3 slow readers cut off", func() bool { return cuts() >= 3 },
+		func() string { return fmt.Sprintf("%v cut", cuts()) })
+	t.Logf("slow readers cut: write_timeout=%v queue_full=%v", f.cut(reasonWriteTimeout), f.cut(reasonQueueFull))
 	cancel()
 	slow.Wait()
 }

@@ -46,9 +46,10 @@ type call struct {
 	stream       int // read this many SSE events, then hang up
 }
 
-// TestContract runs real requests and validates every response, and every
-// SSE event's data, against openapi.yaml.
-func TestContract(t *testing.T) {
+// TestEveryResponseMatchesOpenAPI (the contract test) runs real requests
+// and validates every response, and every SSE event's data, against
+// openapi.yaml.
+func TestEveryResponseMatchesOpenAPI(t *testing.T) {
 	doc, router := loadSpec(t)
 	f := newFixture(t, opts{edit: func(c *Config) {
 		c.AdminToken = "tok"
@@ -91,7 +92,7 @@ func TestContract(t *testing.T) {
 
 	events := map[string]int{}
 	check := func(c call) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, c.method, f.URL+c.path, strings.NewReader(c.body))
 		for k, v := range c.hdr {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wsrelay/wsrelay/relay"
 	"github.com/wsrelay/wsrelay/relay/faultnet"
+	"github.com/wsrelay/wsrelay/relay/relaytest"
 )
 
 // watcher follows one SSE stream in the background and checks that quote
@@ -27,7 +28,7 @@ type watcher struct {
 
 func watch(t *testing.T, f *fixture, query string) *watcher {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	r := openSSE(t, ctx, f.URL+"/v1/stream?"+query)
 	w := &watcher{last: map[string]uint64{}, done: make(chan struct{})}
 	go func() {
@@ -74,20 +75,16 @@ func (w *watcher) snapshot() (int, []string, error) {
 func (w *watcher) recovers(t *testing.T, what string, states ...string) {
 	t.Helper()
 	q0, s0, _ := w.snapshot()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	relaytest.Eventually(t, what+": recovery", func() bool {
 		q, st, err := w.snapshot()
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-		if containsInOrder(st[len(s0):], states) && q >= q0+10 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: no recovery: states since the fault %v, %d new quotes", what, st[len(s0):], q-q0)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return containsInOrder(st[len(s0):], states) && q >= q0+10
+	}, func() string {
+		q, st, _ := w.snapshot()
+		return fmt.Sprintf("states since the fault %v, %d new quotes", st[len(s0):], q-q0)
+	})
 }
 
 func containsInOrder(have, want []string) bool {
@@ -100,10 +97,11 @@ func containsInOrder(have, want []string) bool {
 	return i == len(want)
 }
 
-// TestUpstreamFaults injects every fault between the relay and the feed and
-// checks what an SSE client sees: the right status events, then quotes
-// again with seq continuing and nothing duplicated.
-func TestUpstreamFaults(t *testing.T) {
+// TestUpstreamFaultsShowAsStatusThenQuotesResume injects every fault
+// between the relay and the feed and checks what an SSE client sees: the
+// right status events, then quotes again with seq continuing and nothing
+// duplicated.
+func TestUpstreamFaultsShowAsStatusThenQuotesResume(t *testing.T) {
 	f := newFixture(t, opts{proxy: true, rate: 100, syms: []string{"A"}, upstream: func(u *relay.UpstreamConfig) {
 		u.PingInterval = 100 * time.Millisecond
 		u.PingTimeout = 200 * time.Millisecond

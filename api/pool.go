@@ -211,7 +211,8 @@ func (p *pool) work() {
 // housekeep sends due heartbeats and ends streams whose client has gone,
 // every sweepEvery, until close.
 func (p *pool) housekeep() {
-	t := time.NewTicker(max(min(sweepEvery, p.heartbeat/2), time.Millisecond))
+	every := max(min(sweepEvery, p.heartbeat/2), time.Millisecond)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	var all []*stream
 	for {
@@ -223,7 +224,7 @@ func (p *pool) housekeep() {
 		all = p.list(all)
 		now := time.Now()
 		due := now.Add(-p.heartbeat).UnixNano()
-		quiet := now.Add(-sweepEvery).UnixNano()
+		quiet := now.Add(-every).UnixNano()
 		for _, c := range all {
 			last := c.lastWrite.Load()
 			switch {

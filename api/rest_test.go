@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wsrelay/wsrelay/relay"
+	"github.com/wsrelay/wsrelay/relay/relaytest"
 )
 
 type quoteBody struct {
@@ -29,7 +30,11 @@ type errBody struct {
 	Error struct{ Code, Message string }
 }
 
-func TestRESTLatestQuote(t *testing.T) {
+// TestLatestQuoteHasCacheHeadersAndHonoursIfNoneMatch: the latest quote over
+// REST with ETag, Last-Modified, Age and Cache-Control; If-None-Match gives
+// 304 while it is the latest; several symbols at once.
+func TestLatestQuoteHasCacheHeadersAndHonoursIfNoneMatch(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, opts{})
 	f.WaitQuotes(t, 1)
 	resp, body := get(t, f.URL+"/v1/quotes/A")
@@ -83,7 +88,11 @@ func TestRESTLatestQuote(t *testing.T) {
 	}
 }
 
-func TestRESTNoDataYet(t *testing.T) {
+// TestQuoteBeforeFirstDataIs503WithRetryAfter: before a symbol's first
+// quote, GET /v1/quotes/{symbol} is 503 no_data_yet with Retry-After, the
+// multi-quote list is empty and /readyz is 503.
+func TestQuoteBeforeFirstDataIs503WithRetryAfter(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, opts{rate: -1})
 	resp, body := get(t, f.URL+"/v1/quotes/A")
 	var e errBody
@@ -101,7 +110,11 @@ func TestRESTNoDataYet(t *testing.T) {
 	}
 }
 
-func TestRESTHistoryCursorLosesNothing(t *testing.T) {
+// TestHistoryCursorLosesNothing: a client polling history with ?after= gets
+// every quote once, in order; a foreign cursor resets with the oldest kept
+// quotes.
+func TestHistoryCursorLosesNothing(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, opts{rate: 400, history: 4096})
 	f.WaitQuotes(t, 1)
 	resp, body := get(t, f.URL+"/v1/quotes/A/history?limit=1")
@@ -143,7 +156,10 @@ func TestRESTHistoryCursorLosesNothing(t *testing.T) {
 	}
 }
 
-func TestRESTErrorCodes(t *testing.T) {
+// TestBadRequestsGetTheirErrorCode: every bad request gets its status, its
+// stable error code and a message naming what was wrong, as JSON.
+func TestBadRequestsGetTheirErrorCode(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, opts{})
 	f.WaitQuotes(t, 1)
 	distinct := make([]string, 101)
@@ -198,7 +214,11 @@ func TestRESTErrorCodes(t *testing.T) {
 	}
 }
 
-func TestAdminEndpoints(t *testing.T) {
+// TestAdminAddsAndRemovesSymbolsWithTheToken: admin calls need the bearer
+// token; a refused one never reaches the upstream; an added symbol gets
+// quotes, a removed one is gone with its cached response.
+func TestAdminAddsAndRemovesSymbolsWithTheToken(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, opts{edit: func(c *Config) { c.AdminToken = "s3cret" }})
 	do := func(method, path, token, body string) (int, []byte) {
 		req, _ := http.NewRequest(method, f.URL+path, strings.NewReader(body))
@@ -239,16 +259,10 @@ func TestAdminEndpoints(t *testing.T) {
 	if code, _ := do("PUT", "/v1/symbols/C", "s3cret", `{"upstream":"sim"}`); code != 200 {
 		t.Fatalf("add again: %d", code)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if resp, _ := get(t, f.URL+"/v1/quotes/C"); resp.StatusCode == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no quote for the added symbol")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	relaytest.Eventually(t, "a quote for the added symbol", func() bool {
+		resp, _ := get(t, f.URL+"/v1/quotes/C")
+		return resp.StatusCode == 200
+	})
 	if code, _ := do("DELETE", "/v1/symbols/C", "s3cret", ""); code != 204 {
 		t.Fatalf("delete: %d", code)
 	}
@@ -266,7 +280,11 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 }
 
-func TestCORS(t *testing.T) {
+// TestCORSAllowsOnlyTheConfiguredOrigins: preflights and responses allow the
+// configured origins only, never credentials; an origin without scheme is
+// refused by New.
+func TestCORSAllowsOnlyTheConfiguredOrigins(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, opts{edit: func(c *Config) { c.CORSOrigins = []string{"https://board.example"} }})
 	req, _ := http.NewRequest(http.MethodOptions, f.URL+"/v1/stream?symbols=A", nil)
 	req.Header.Set("Origin", "https://board.example")
@@ -295,7 +313,10 @@ func TestCORS(t *testing.T) {
 	}
 }
 
-func TestHealthReadyMetrics(t *testing.T) {
+// TestHealthReadinessAndMetrics: /healthz, /readyz (503 from shutdown on)
+// and /metrics with every family, lint-clean.
+func TestHealthReadinessAndMetrics(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, opts{})
 	f.WaitQuotes(t, 3)
 	if resp, _ := get(t, f.URL+"/healthz"); resp.StatusCode != 200 {
@@ -339,21 +360,16 @@ func TestHealthReadyMetrics(t *testing.T) {
 	}
 }
 
-// TestRESTStaleFlag: while the upstream is stale the snapshot says so
-// (and says so no longer once quotes flow again).
-func TestRESTStaleFlag(t *testing.T) {
+// TestQuoteIsFlaggedStaleWhileUpstreamIsStale: while the upstream is stale
+// the REST quote says so (and says so no longer once it is live again).
+func TestQuoteIsFlaggedStaleWhileUpstreamIsStale(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, opts{rate: -1})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	relaytest.Eventually(t, "a quote for A", func() bool {
 		f.Feed.Push("A")
-		if st, _ := f.Relay.Status("A"); st.Quotes > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no quote for A")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		st, _ := f.Relay.Status("A")
+		return st.Quotes > 0
+	})
 	stale := func() bool {
 		_, body := get(t, f.URL+"/v1/quotes/A")
 		var q quoteBody
@@ -379,7 +395,11 @@ func TestRESTStaleFlag(t *testing.T) {
 	}
 }
 
-func TestRESTRateLimitAndQueryLength(t *testing.T) {
+// TestRESTIsRateLimitedAndQueriesBounded: REST requests past the rate limit
+// get 429 with Retry-After (streams and health are exempt); a query past
+// MaxQueryLength gets 414.
+func TestRESTIsRateLimitedAndQueriesBounded(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, opts{edit: func(c *Config) { c.RateLimit = RateLimit{Requests: 5, Window: time.Minute} }})
 	f.WaitQuotes(t, 1)
 	var last *http.Response
@@ -396,7 +416,7 @@ func TestRESTRateLimitAndQueryLength(t *testing.T) {
 	if resp, _ := get(t, f.URL+"/healthz"); resp.StatusCode != 200 {
 		t.Fatalf("healthz limited: %d", resp.StatusCode)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	openSSE(t, ctx, f.URL+"/v1/stream?symbols=A").Close()
 	// An over-long query string.

@@ -13,10 +13,15 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wsrelay/wsrelay/relay/relaytest"
 )
 
 // TestStalledClientIsCutAndOthersGetEveryQuote: a client that never reads is cut off and the
 // 100 others get every quote.
+// TestStalledClientIsCutAndOthersGetEveryQuote: a client that sends its
+// request and never reads is cut off, and 100 others beside it get every
+// quote in order.
 func TestStalledClientIsCutAndOthersGetEveryQuote(t *testing.T) {
 	// The write timeout is far above any scheduling delay of a healthy
 	// reader on a loaded machine; the stalled client exceeds it anyway.
@@ -74,31 +79,18 @@ func TestStalledClientIsCutAndOthersGetEveryQuote(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		for _, r := range []string{"queue_full", "write_timeout", "client_gone", "shutdown", "write_error"} {
-			t.Logf("%s=%v", r, testutil.ToFloat64(f.api.metrics.sseCut.WithLabelValues(r)))
-		}
+		f.logCuts(t)
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		cut := testutil.ToFloat64(f.api.metrics.sseCut.WithLabelValues("queue_full")) + testutil.ToFloat64(f.api.metrics.sseCut.WithLabelValues("write_timeout"))
-		if cut >= 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			for _, r := range []string{"queue_full", "write_timeout", "client_gone", "shutdown", "write_error"} {
-				t.Logf("%s=%v", r, testutil.ToFloat64(f.api.metrics.sseCut.WithLabelValues(r)))
-			}
-			t.Fatal("the stalled client was never cut off")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	relaytest.Eventually(t, "the stalled client cut off",
+		func() bool { return f.cut(reasonQueueFull)+f.cut(reasonWriteTimeout) >= 1 })
 	t.Logf("100 readers got %d quotes each beside a stalled client; worst relay→reader lag %s", want, maxLag)
 }
 
-// TestVanishedIdleClientIsNoticedWithinASweep: nobody reads a hijacked stream's
-// connection, so the pool's housekeeping notices a client that left an idle stream
-// within about a second, long before the next heartbeat.
+// TestVanishedIdleClientIsNoticedWithinASweep: nobody reads a hijacked
+// stream's connection, so the pool's housekeeping peeks at it and notices
+// a client that left an idle stream within about a second, long before the
+// next heartbeat (an hour here).
 func TestVanishedIdleClientIsNoticedWithinASweep(t *testing.T) {
 	f := newFixture(t, opts{rate: -1, edit: func(c *Config) { c.SSE.Heartbeat = time.Hour }})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -107,14 +99,9 @@ func TestVanishedIdleClientIsNoticedWithinASweep(t *testing.T) {
 		r := openSSE(t, ctx, f.URL+"/v1/stream?symbols=A")
 		r.Close()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for f.api.Clients() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d streams still open after their clients left", f.api.Clients())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if v := testutil.ToFloat64(f.api.metrics.sseCut.WithLabelValues("client_gone")); v != 5 {
+	relaytest.Eventually(t, "every stream ended after its client left", func() bool { return f.api.Clients() == 0 },
+		func() string { return fmt.Sprintf("%d streams open", f.api.Clients()) })
+	if v := f.cut(reasonClientGone); v != 5 {
 		t.Fatalf("client_gone = %v", v)
 	}
 }
@@ -146,9 +133,7 @@ func TestReaderBackFromSlowPathIsNotCut(t *testing.T) {
 		for start := time.Now(); time.Since(start) < d; {
 			line, err := br.ReadSlice('\n')
 			if err != nil {
-				for _, r := range []string{"queue_full", "write_timeout", "client_gone"} {
-					t.Logf("%s cuts: %v", r, testutil.ToFloat64(f.api.metrics.sseCut.WithLabelValues(r)))
-				}
+				f.logCuts(t)
 				t.Fatalf("after %d quotes: %v", n, err)
 			}
 			if !bytes.HasPrefix(line, []byte("data: {")) {
@@ -177,8 +162,8 @@ func TestReaderBackFromSlowPathIsNotCut(t *testing.T) {
 	// Read on for several write timeouts: the deadline the blocked write
 	// set must not cut the stream once it is back on the fast path.
 	readFor(3 * timeout)
-	for _, r := range []string{"queue_full", "write_timeout", "client_gone"} {
-		if v := testutil.ToFloat64(f.api.metrics.sseCut.WithLabelValues(r)); v != 0 {
+	for _, r := range []disconnectReason{reasonQueueFull, reasonWriteTimeout, reasonClientGone} {
+		if v := f.cut(r); v != 0 {
 			t.Fatalf("%s cuts: %v", r, v)
 		}
 	}

@@ -23,6 +23,7 @@ import (
 // latest quote of each symbol, then live quotes in ID order; snapshot=false
 // starts with live quotes; the one-symbol route works.
 func TestStreamStartsWithRetryThenSnapshotThenLive(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, opts{})
 	f.WaitQuotes(t, 2)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -159,6 +160,7 @@ func TestStreamClientsResumeInOrderAcrossServerCuts(t *testing.T) {
 // TestStreamResumesRightAfterLastEventID: resuming with Last-Event-ID (the
 // header, or ?last_event_id=) continues with exactly the next quote.
 func TestStreamResumesRightAfterLastEventID(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, opts{rate: 300, history: 8192})
 	f.WaitQuotes(t, 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
@@ -200,6 +202,7 @@ func TestStreamResumesRightAfterLastEventID(t *testing.T) {
 // TestStreamWithForeignIDStartsWithResetThenSnapshot: an ID of another
 // epoch, or garbage, gives reset and the snapshot, counted as resets.
 func TestStreamWithForeignIDStartsWithResetThenSnapshot(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, opts{})
 	f.WaitQuotes(t, 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -223,7 +226,10 @@ func TestStreamWithForeignIDStartsWithResetThenSnapshot(t *testing.T) {
 	}
 }
 
+// TestStreamSendsKeepalivesWhenIdle: a stream with nothing to send gets a
+// keepalive comment every heartbeat.
 func TestStreamSendsKeepalivesWhenIdle(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, opts{rate: -1, edit: func(c *Config) { c.SSE.Heartbeat = 40 * time.Millisecond }})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -247,6 +253,7 @@ func TestStreamSendsKeepalivesWhenIdle(t *testing.T) {
 // TestStreamCarriesUpstreamStateChanges: a dropped upstream shows as
 // backoff, connecting, live status events.
 func TestStreamCarriesUpstreamStateChanges(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, opts{})
 	f.WaitQuotes(t, 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -279,6 +286,7 @@ func TestStreamCarriesUpstreamStateChanges(t *testing.T) {
 // per second, always newer ones; the stream's timer delivers a held-back
 // quote when nothing else wakes the stream.
 func TestStreamMaxRateConflates(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, opts{rate: 200})
 	f.WaitQuotes(t, 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -310,21 +318,18 @@ func TestStreamMaxRateConflates(t *testing.T) {
 	}
 }
 
-// TestStreamOverHTTP2ResumesAndFrames: HTTP/2 streams (written through
-// the ResponseWriter, since an HTTP/2 connection cannot be taken over) have
-// the same framing and resume exactly.
-func TestStreamOverHTTP2ResumesAndFrames(t *testing.T) {
-	f := newFixture(t, opts{})
-	f.WaitQuotes(t, 2)
+// serveHTTP2 serves the fixture's API over TLS with HTTP/2 as well, and
+// returns a function that opens a stream there (failing unless it is an
+// HTTP/2 event stream) and one that closes it.
+func serveHTTP2(t *testing.T, f *fixture) func(ctx context.Context, path string, hdr ...string) (*sseReader, func()) {
 	srv := httptest.NewUnstartedServer(f.api.Handler())
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	client := srv.Client()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	read := func(hdr ...string) (*sseReader, func()) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/stream?symbols=A,B", nil)
+	return func(ctx context.Context, path string, hdr ...string) (*sseReader, func()) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+path, nil)
 		for i := 0; i+1 < len(hdr); i += 2 {
 			req.Header.Set(hdr[i], hdr[i+1])
 		}
@@ -337,7 +342,19 @@ func TestStreamOverHTTP2ResumesAndFrames(t *testing.T) {
 		}
 		return &sseReader{resp: resp, br: bufio.NewReader(resp.Body)}, func() { resp.Body.Close() }
 	}
-	r, done := read()
+}
+
+// TestStreamOverHTTP2ResumesAndFrames: HTTP/2 streams (written through
+// the ResponseWriter, since an HTTP/2 connection cannot be taken over) have
+// the same framing and resume exactly.
+func TestStreamOverHTTP2ResumesAndFrames(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, opts{})
+	f.WaitQuotes(t, 2)
+	open := serveHTTP2(t, f)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	r, done := open(ctx, "/v1/stream?symbols=A,B")
 	if ev, _ := r.next(); ev.Retry != "2000" {
 		t.Fatalf("first %+v", ev)
 	}
@@ -352,7 +369,7 @@ func TestStreamOverHTTP2ResumesAndFrames(t *testing.T) {
 		lastID, lastN = ev.ID, id.N
 	}
 	done()
-	r, done = read("Last-Event-ID", lastID)
+	r, done = open(ctx, "/v1/stream?symbols=A,B", "Last-Event-ID", lastID)
 	defer done()
 	ev, err := r.nextQuote()
 	if err != nil {
@@ -360,5 +377,35 @@ func TestStreamOverHTTP2ResumesAndFrames(t *testing.T) {
 	}
 	if id, _ := relay.ParseEventID(ev.ID); id.N != lastN+1 {
 		t.Fatalf("resumed at %d after %d", id.N, lastN)
+	}
+}
+
+// TestStreamOverHTTP2StaysOpenWhenIdle: an HTTP/2 stream's write deadline
+// fires even while nothing is written, so each write clears it: a quiet
+// stream gets its keepalives long past the write timeout and is not reset.
+func TestStreamOverHTTP2StaysOpenWhenIdle(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, opts{rate: -1, edit: func(c *Config) {
+		c.SSE.Heartbeat = 400 * time.Millisecond
+		c.SSE.WriteTimeout = 100 * time.Millisecond
+	}})
+	open := serveHTTP2(t, f)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	r, done := open(ctx, "/v1/quotes/A/stream")
+	defer done()
+	r.next() // retry:
+	for keepalives := 0; keepalives < 3; {
+		ev, err := r.next()
+		if err != nil {
+			f.logCuts(t)
+			t.Fatalf("after %d keepalives: %v", keepalives, err)
+		}
+		if ev.Comment == "keepalive" {
+			keepalives++
+		}
+	}
+	if v := f.cut(reasonWriteTimeout); v != 0 {
+		t.Fatalf("%v write timeouts", v)
 	}
 }

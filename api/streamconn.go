@@ -123,6 +123,7 @@ type responseConn struct {
 	mu          sync.Mutex // orders interrupt against close
 	closed      bool
 	interrupted atomic.Bool
+	writing     atomic.Bool // a write is in progress
 }
 
 func newResponseConn(w http.ResponseWriter, r *http.Request) *responseConn {
@@ -132,11 +133,13 @@ func newResponseConn(w http.ResponseWriter, r *http.Request) *responseConn {
 func (c *responseConn) tryWrite([]byte) (int, error) { return 0, errWouldBlock }
 
 func (c *responseConn) write(b []byte, deadline time.Time) error {
+	c.writing.Store(true)
+	defer c.writing.Store(false)
+	if c.interrupted.Load() { // interrupt saw no write in progress
+		return errInterrupted
+	}
 	if err := c.rc.SetWriteDeadline(deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
-	}
-	if c.interrupted.Load() {
-		return errInterrupted
 	}
 	_, err := c.w.Write(b)
 	if err == nil {
@@ -160,8 +163,14 @@ func (c *responseConn) write(b []byte, deadline time.Time) error {
 
 func (c *responseConn) alive() bool { return c.ctx.Err() == nil }
 
+// interrupt aborts a write in progress with a deadline in the past, which
+// resets an HTTP/2 stream. A stream with no write in progress is left to
+// end cleanly: its owner sees the interrupt before the next write.
 func (c *responseConn) interrupt() {
 	c.interrupted.Store(true)
+	if !c.writing.Load() {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.closed { // after close the writer is gone with the handler

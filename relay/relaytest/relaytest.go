@@ -156,13 +156,18 @@ func (s *Stack) WaitQuotes(t testing.TB, n uint64) {
 }
 
 // Eventually calls cond every 5 ms until it reports true, and fails the
-// test if that takes more than 15 s. what says what was awaited.
-func Eventually(t testing.TB, what string, cond func() bool) {
+// test if that takes more than 15 s: with what (what was awaited) and the
+// text of each explain (the state it was in).
+func Eventually(t testing.TB, what string, cond func() bool, explain ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			msg := "timed out waiting for " + what
+			for _, e := range explain {
+				msg += "; " + e()
+			}
+			t.Fatal(msg)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
