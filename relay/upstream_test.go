@@ -15,8 +15,8 @@ import (
 	"github.com/wsrelay/wsrelay/relay/simfeed"
 )
 
-const seedSub = `{"action":"subscribe","args":["QuoteBin5m:{symbol}"]}`
-const seedUnsub = `{"action":"unsubscribe","args":["QuoteBin5m:{symbol}"]}`
+const seedSub = simfeed.Subscribe
+const seedUnsub = simfeed.Unsubscribe
 
 type fixture struct {
 	feed  *simfeed.Feed

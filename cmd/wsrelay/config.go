@@ -17,6 +17,7 @@ import (
 	"github.com/wsrelay/wsrelay/api"
 	"github.com/wsrelay/wsrelay/relay"
 	"github.com/wsrelay/wsrelay/relay/presets"
+	"github.com/wsrelay/wsrelay/relay/simfeed"
 )
 
 // usageError is a bad flag, environment variable or config value: exit 2.
@@ -131,9 +132,9 @@ const (
 
 // The seed protocol of the simulated exchange (and of the demo).
 const (
-	seedSubscribe   = `{"action":"subscribe","args":["QuoteBin5m:{symbol}"]}`
-	seedUnsubscribe = `{"action":"unsubscribe","args":["QuoteBin5m:{symbol}"]}`
-	seedAccept      = "/data"
+	seedSubscribe   = simfeed.Subscribe
+	seedUnsubscribe = simfeed.Unsubscribe
+	seedAccept      = simfeed.Accept
 )
 
 // demoSymbols are the demo's symbols when -symbols names none.

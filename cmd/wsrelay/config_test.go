@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsrelay/wsrelay/relay/simfeed"
 )
 
 func env(kv ...string) func(string) string {
@@ -32,7 +34,7 @@ const goodUpstream = `
 upstreams:
   - name: bbx
     url: wss://api.example.com/ws
-    subscribe: '{"action":"subscribe","args":["QuoteBin5m:{symbol}"]}'
+    subscribe: '` + simfeed.Subscribe + `'
     symbols: ["14", "15"]
 `
 
@@ -211,8 +213,8 @@ upstreams:
   - name: bbx
     url: wss://api.example.com/ws
     headers: {Origin: "https://www.example.com"}
-    subscribe: '{"action":"subscribe","args":["QuoteBin5m:{symbol}"]}'
-    unsubscribe: '{"action":"unsubscribe","args":["QuoteBin5m:{symbol}"]}'
+    subscribe: '`+simfeed.Subscribe+`'
+    unsubscribe: '`+simfeed.Unsubscribe+`'
     symbols: ["14", {name: BTC-USDT, ref: "BTC/USDT"}]
     accept: /data
     extract: /data/0

@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/wsrelay/wsrelay/relay/relaytest"
+	"github.com/wsrelay/wsrelay/relay/simfeed"
 )
 
 func TestMain(m *testing.M) {
@@ -44,17 +47,6 @@ func (s *syncBuffer) lines() []string {
 	return strings.Split(strings.TrimSpace(s.String()), "\n")
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 type relayProc struct {
 	addr string
 	logs *syncBuffer
@@ -69,7 +61,7 @@ func startRelay(t *testing.T, ctx context.Context, args ...string) *relayProc {
 	go func() {
 		p.done <- run(ctx, append([]string{"serve", "-listen", "127.0.0.1:0", "-log-format", "json"}, args...), env(), io.Discard, p.logs)
 	}()
-	waitFor(t, "the listening log line", 10*time.Second, func() bool {
+	relaytest.Eventually(t, "the listening log line", func() bool {
 		for _, l := range p.logs.lines() {
 			var e struct{ Msg, Addr string }
 			if json.Unmarshal([]byte(l), &e) == nil && e.Msg == "listening" {
@@ -100,8 +92,8 @@ func TestEndToEndDemo(t *testing.T) {
 	defer stop()
 	p := startRelay(t, ctx)
 	base := "http://" + p.addr
-	waitFor(t, "/readyz", 15*time.Second, func() bool { code, _ := httpGet(t, base+"/readyz"); return code == 200 })
-	waitFor(t, "a BTCUSDT quote", 5*time.Second, func() bool { code, _ := httpGet(t, base+"/v1/quotes/BTCUSDT"); return code == 200 })
+	relaytest.Eventually(t, "/readyz", func() bool { code, _ := httpGet(t, base+"/readyz"); return code == 200 })
+	relaytest.Eventually(t, "a BTCUSDT quote", func() bool { code, _ := httpGet(t, base+"/v1/quotes/BTCUSDT"); return code == 200 })
 	_, body := httpGet(t, base+"/v1/quotes/BTCUSDT")
 	var q struct {
 		Symbol string
@@ -278,21 +270,21 @@ func (p *cutProxy) cut() {
 // TestTailResumesAcrossDrops: tail -json keeps going across dropped
 // connections, and every quote arrives exactly once.
 func TestTailResumesAcrossDrops(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	p := startRelay(t, ctx)
 	proxy := newCutProxy(t, p.addr)
 	out, errOut := &syncBuffer{}, &syncBuffer{}
-	tctx, tcancel := context.WithCancel(context.Background())
+	tctx, tcancel := context.WithCancel(t.Context())
 	tailDone := make(chan error, 1)
 	go func() {
 		tailDone <- run(tctx, []string{"tail", "-server", "http://" + proxy.ln.Addr().String(), "-json", "BTCUSDT", "ETHUSDT"}, env(), out, errOut)
 	}()
 	count := func() int { return len(strings.Fields(out.String())) }
-	waitFor(t, "quotes from tail", 15*time.Second, func() bool { return count() >= 6 })
+	relaytest.Eventually(t, "quotes from tail", func() bool { return count() >= 6 })
 	proxy.cut()
 	n := count()
-	waitFor(t, "quotes after the cut", 15*time.Second, func() bool { return count() >= n+10 })
+	relaytest.Eventually(t, "quotes after the cut", func() bool { return count() >= n+10 })
 	tcancel()
 	if err := <-tailDone; err != nil {
 		t.Fatalf("tail: %v", err)
@@ -341,23 +333,42 @@ func TestTailResumesAcrossDrops(t *testing.T) {
 	http.DefaultClient.CloseIdleConnections()
 }
 
-func TestHelpAndVersion(t *testing.T) {
-	for _, cmd := range []string{"serve", "simfeed", "tail", "healthcheck"} {
-		var out strings.Builder
-		if err := run(context.Background(), []string{cmd, "-h"}, env(), &out, io.Discard); err != nil {
-			t.Fatalf("%s -h: %v", cmd, err)
+// TestHelpListsEveryCommand: wsrelay -h, --help and help list every
+// command and serve's flags; each command's -h prints its own usage.
+func TestHelpListsEveryCommand(t *testing.T) {
+	for _, cmd := range commands() {
+		if cmd.name == "help" || cmd.name == "version" {
+			continue
 		}
-		if !strings.Contains(out.String(), "Usage: wsrelay "+cmd) {
-			t.Fatalf("%s -h printed %q", cmd, out.String())
+		var out strings.Builder
+		if err := run(context.Background(), []string{cmd.name, "-h"}, env(), &out, io.Discard); err != nil {
+			t.Fatalf("%s -h: %v", cmd.name, err)
+		}
+		if !strings.Contains(out.String(), "Usage: wsrelay "+cmd.name) {
+			t.Fatalf("%s -h printed %q", cmd.name, out.String())
+		}
+	}
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}} {
+		var out strings.Builder
+		if err := run(context.Background(), args, env(), &out, io.Discard); err != nil {
+			t.Fatalf("wsrelay %v: %v", args, err)
+		}
+		for _, cmd := range commands() {
+			if !strings.Contains(out.String(), "wsrelay "+cmd.synopsis) {
+				t.Errorf("wsrelay %v does not list %s:\n%s", args, cmd.name, out.String())
+			}
+		}
+		if !strings.Contains(out.String(), "-listen") {
+			t.Errorf("wsrelay %v does not show serve's flags", args)
 		}
 	}
 	var out strings.Builder
-	if err := run(context.Background(), []string{"-h"}, env(), &out, io.Discard); err != nil || !strings.Contains(out.String(), "-listen") {
-		t.Fatalf("wsrelay -h: %v %q", err, out.String())
-	}
-	out.Reset()
 	if err := run(context.Background(), []string{"version"}, env(), &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "wsrelay ") {
 		t.Fatalf("version: %v %q", err, out.String())
+	}
+	err := run(context.Background(), []string{"nope"}, env(), io.Discard, io.Discard)
+	if code := exitCode(err, io.Discard); code != 2 || !strings.Contains(err.Error(), "healthcheck") {
+		t.Fatalf("unknown command: exit %d, %v", code, err)
 	}
 }
 
@@ -384,11 +395,11 @@ upstreams:
   - name: sim
     url: ws://127.0.0.1:1/?apikey=upstream-secret
     headers: {Cookie: "session=cookie-secret"}
-    subscribe: '{"action":"subscribe","args":["QuoteBin5m:{symbol}"]}'
+    subscribe: '`+simfeed.Subscribe+`'
     symbols: [A]
     backoff: {min: 10ms, max: 50ms}
 `)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	p := startRelay(t, ctx, "-config", cfg, "-log-level", "debug")
 	defer func() { cancel(); <-p.done }()
 
@@ -422,7 +433,7 @@ upstreams:
 		t.Fatalf("admin add: %v %v", err, resp)
 	}
 	resp.Body.Close()
-	waitFor(t, "dial errors in the logs", 5*time.Second, func() bool { return strings.Contains(p.logs.String(), "reconnecting") })
+	relaytest.Eventually(t, "dial errors in the logs", func() bool { return strings.Contains(p.logs.String(), "reconnecting") })
 	_, body := httpGet(t, "http://"+p.addr+"/v1/symbols")
 	for _, secret := range []string{"an-admin-token-0123456789", "upstream-secret", "cookie-secret"} {
 		if strings.Contains(p.logs.String(), secret) || strings.Contains(string(body), secret) {

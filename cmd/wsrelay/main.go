@@ -8,6 +8,11 @@
 //	wsrelay presets [NAME [CHANNEL]]
 //	wsrelay healthcheck [-url URL]
 //	wsrelay version
+//	wsrelay help
+//
+// Each command is a file of its own (serve.go, simfeed.go, tail.go,
+// presets.go, healthcheck.go, version.go) that only wires; main.go lists
+// them.
 package main
 
 import (
@@ -17,6 +22,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -41,43 +47,64 @@ func exitCode(err error, stderr io.Writer) int {
 	return 1
 }
 
-const usage = `wsrelay turns exchange-style WebSocket feeds into plain HTTP.
+// command is one of wsrelay's commands.
+type command struct {
+	name     string
+	synopsis string // its usage line, after "wsrelay "
+	summary  string // what it does, in one line
+	run      func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
+}
 
-Usage:
-  wsrelay [serve] [flags]          run the relay (demo feed when nothing is configured)
-  wsrelay simfeed [flags]          run only the simulated exchange feed
-  wsrelay tail [-server URL] [-json] SYMBOL...
-                                   print live quotes from a running relay
-  wsrelay presets [NAME [CHANNEL]] list the exchange presets, or print one's upstream config
-  wsrelay healthcheck [-url URL]   exit 0 when the relay's /healthz answers 200
-  wsrelay version                  print the version
+// commands are wsrelay's commands, in the order help lists them; serve is
+// the default.
+func commands() []command {
+	return []command{
+		{"serve", "[serve] [flags]", "run the relay (the demo feed when nothing is configured)", serve},
+		{"simfeed", "simfeed [flags]", "run only the simulated exchange feed", simfeedCmd},
+		{"tail", "tail [-server URL] [-json] SYMBOL...", "print live quotes from a running relay, resuming across drops", tail},
+		{"presets", "presets [NAME [CHANNEL]]", "list the exchange presets, or print one's upstream config", presetsCmd},
+		{"healthcheck", "healthcheck [-url URL]", "exit 0 when the relay's /healthz answers 200", healthcheck},
+		{"version", "version", "print the version", versionCmd},
+		{"help", "help", "print this help", func(_ context.Context, _ []string, _ func(string) string, stdout, _ io.Writer) error {
+			printUsage(stdout)
+			return nil
+		}},
+	}
+}
 
-Run "wsrelay COMMAND -h" for a command's flags.
-`
+// printUsage lists every command, then serve's flags.
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, "wsrelay turns exchange-style WebSocket feeds into plain HTTP.\n\nUsage:\n")
+	for _, c := range commands() {
+		line := "  wsrelay " + c.synopsis
+		if len(line) > 34 {
+			fmt.Fprintf(w, "%s\n%35s%s\n", line, "", c.summary)
+		} else {
+			fmt.Fprintf(w, "%-35s%s\n", line, c.summary)
+		}
+	}
+	fmt.Fprint(w, "\nRun \"wsrelay COMMAND -h\" for a command's flags. The flags of serve, the default command:\n\n")
+	fs := newServeFlagSet()
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
 
 // run is the whole program; main only wires the process to it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cmd := "serve"
-	if len(args) > 0 && (len(args[0]) == 0 || args[0][0] != '-') {
-		cmd, args = args[0], args[1:]
-	}
-	switch cmd {
-	case "serve":
-		return serve(ctx, args, getenv, stdout, stderr)
-	case "simfeed":
-		return simfeedCmd(ctx, args, getenv, stdout, stderr)
-	case "tail":
-		return tail(ctx, args, getenv, stdout, stderr)
-	case "presets":
-		return presetsCmd(ctx, args, getenv, stdout, stderr)
-	case "healthcheck":
-		return healthcheck(ctx, args, getenv, stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "wsrelay", version())
+	name := "serve"
+	switch {
+	case len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):
+		printUsage(stdout)
 		return nil
-	case "help":
-		fmt.Fprint(stdout, usage)
-		return nil
+	case len(args) > 0 && (len(args[0]) == 0 || args[0][0] != '-'):
+		name, args = args[0], args[1:]
 	}
-	return usagef("unknown command %q (try serve, simfeed, tail, presets, healthcheck, version)", cmd)
+	var names []string
+	for _, c := range commands() {
+		if c.name == name {
+			return c.run(ctx, args, getenv, stdout, stderr)
+		}
+		names = append(names, c.name)
+	}
+	return usagef("unknown command %q (try %s)", name, strings.Join(names, ", "))
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wsrelay/wsrelay/relay/presets"
+	"github.com/wsrelay/wsrelay/relay/relaytest"
 	"github.com/wsrelay/wsrelay/relay/venuefake"
 )
 
@@ -166,7 +167,7 @@ upstreams:
 
 	// REST: the latest quote of every symbol, its venue counter readable.
 	for _, s := range names {
-		waitFor(t, s+" over REST", 15*time.Second, func() bool {
+		relaytest.Eventually(t, s+" over REST", func() bool {
 			code, body := httpGet(t, base+"/v1/quotes/"+s)
 			var q struct{ Data json.RawMessage }
 			return code == 200 && json.Unmarshal(body, &q) == nil && seqOK(f, q.Data)
@@ -178,11 +179,11 @@ upstreams:
 
 	// SSE: every quote of every symbol from here on, checked for gaps.
 	stream := openStream(t, ctx, base+"/v1/stream?snapshot=false&symbols="+strings.Join(names, ","))
-	waitFor(t, "SSE quotes of every symbol", 10*time.Second, func() bool { return stream.symbolsSeen() == len(names) })
+	relaytest.Eventually(t, "SSE quotes of every symbol", func() bool { return stream.symbolsSeen() == len(names) })
 	if tc.announce {
 		h := f.Handshakes()
 		f.Announce()
-		waitFor(t, "new connections after the announcement", 10*time.Second, func() bool { return f.Handshakes() >= h+uint64(len(names)) })
+		relaytest.Eventually(t, "new connections after the announcement", func() bool { return f.Handshakes() >= h+uint64(len(names)) })
 	}
 	time.Sleep(tc.keepalive) // several of the venue's (scaled) keepalive deadlines
 	stream.stop()
@@ -227,7 +228,7 @@ upstreams:
 			t.Errorf("%s: state %s, %d reconnects (want live, %d): the keepalive or the handover failed; the venue closed %q", s.Symbol, s.State, s.Reconnects, wantReconnects, f.Closes())
 		}
 	}
-	waitFor(t, unknown+" refused", 10*time.Second, func() bool {
+	relaytest.Eventually(t, unknown+" refused", func() bool {
 		_, body := httpGet(t, base+"/v1/symbols")
 		json.Unmarshal(body, &list)
 		for _, s := range list.Symbols {
@@ -378,7 +379,7 @@ func TestPresetChannelsRelayWithTheirFields(t *testing.T) {
 				}()
 				defer func() { cancel(); <-rp.done }()
 				var data json.RawMessage
-				waitFor(t, "a quote", 15*time.Second, func() bool {
+				relaytest.Eventually(t, "a quote", func() bool {
 					code, body := httpGet(t, "http://"+rp.addr+"/v1/quotes/"+name)
 					var q struct{ Data json.RawMessage }
 					if code != 200 || json.Unmarshal(body, &q) != nil || !seqOK(f, q.Data) {
