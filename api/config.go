@@ -20,12 +20,6 @@ const (
 	DefaultRateWindow   = time.Second        // RateLimit.Window
 )
 
-// MaxQueryLength bounds a request's query string; longer is 414.
-const MaxQueryLength = 4096
-
-// MaxSymbolsPerRequest bounds symbols= lists.
-const MaxSymbolsPerRequest = 100
-
 // Upstreams is what the API needs of the relay's upstream side (*relay.Relay).
 type Upstreams interface {
 	Statuses() []relay.SymbolStatus

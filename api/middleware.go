@@ -35,12 +35,15 @@ func (s *Server) instrument(timed bool) func(http.Handler) http.Handler {
 	}
 }
 
-// limitQuery answers 414 for query strings past MaxQueryLength.
+// maxQueryLength bounds a request's query string; longer is 414.
+const maxQueryLength = 4096
+
+// limitQuery answers 414 for query strings past maxQueryLength.
 func limitQuery(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(r.URL.RawQuery) > MaxQueryLength {
+		if len(r.URL.RawQuery) > maxQueryLength {
 			writeErrorBody(w, errorf(http.StatusRequestURITooLong, CodeURITooLong,
-				fmt.Sprintf("query: %d bytes, at most %d", len(r.URL.RawQuery), MaxQueryLength)))
+				fmt.Sprintf("query: %d bytes, at most %d", len(r.URL.RawQuery), maxQueryLength)))
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -11,6 +11,9 @@ import (
 	"github.com/wsrelay/wsrelay/relay"
 )
 
+// maxSymbolsPerRequest bounds symbols= lists.
+const maxSymbolsPerRequest = 100
+
 // symbolParam returns the route's {symbol}, checked.
 func symbolParam(r *http.Request) (string, error) {
 	sym := chi.URLParam(r, "symbol")
@@ -22,15 +25,15 @@ func symbolParam(r *http.Request) (string, error) {
 
 // ParseSymbols parses a comma-separated symbols= value as the API does
 // (wsrelay tail checks its arguments with it): more than
-// MaxSymbolsPerRequest is too_many_symbols (checked first), any invalid
+// maxSymbolsPerRequest is too_many_symbols (checked first), any invalid
 // name is invalid_symbol. Empty items are skipped and duplicates dropped;
 // an empty list means "every symbol" to the caller.
 func ParseSymbols(v string) ([]string, error) {
 	if v == "" {
 		return nil, nil
 	}
-	if strings.Count(v, ",") >= MaxSymbolsPerRequest*4 {
-		return nil, errorf(http.StatusBadRequest, CodeTooManySymbols, fmt.Sprintf("symbols: more than %d symbols", MaxSymbolsPerRequest))
+	if strings.Count(v, ",") >= maxSymbolsPerRequest*4 {
+		return nil, errorf(http.StatusBadRequest, CodeTooManySymbols, fmt.Sprintf("symbols: more than %d symbols", maxSymbolsPerRequest))
 	}
 	parts := strings.Split(v, ",")
 	out := make([]string, 0, len(parts))
@@ -43,8 +46,8 @@ func ParseSymbols(v string) ([]string, error) {
 		seen[p] = true
 		out = append(out, p)
 	}
-	if len(out) > MaxSymbolsPerRequest {
-		return nil, errorf(http.StatusBadRequest, CodeTooManySymbols, fmt.Sprintf("symbols: %d symbols, at most %d per request", len(out), MaxSymbolsPerRequest))
+	if len(out) > maxSymbolsPerRequest {
+		return nil, errorf(http.StatusBadRequest, CodeTooManySymbols, fmt.Sprintf("symbols: %d symbols, at most %d per request", len(out), maxSymbolsPerRequest))
 	}
 	for _, p := range out {
 		if !relay.ValidSymbol(p) {

@@ -35,7 +35,7 @@ func FuzzQueryParams(f *testing.F) {
 		if syms, err := ParseSymbols(symbols); err != nil {
 			check("symbols", err)
 		} else {
-			if len(syms) > MaxSymbolsPerRequest {
+			if len(syms) > maxSymbolsPerRequest {
 				t.Fatalf("%d symbols accepted", len(syms))
 			}
 			seen := map[string]bool{}

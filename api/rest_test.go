@@ -344,7 +344,7 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 			t.Errorf("metrics lack %s", m)
 		}
 	}
-	problems, err := testutil.GatherAndLint(f.api.Registry())
+	problems, err := testutil.GatherAndLint(f.api.metrics.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +397,7 @@ func TestQuoteIsFlaggedStaleWhileUpstreamIsStale(t *testing.T) {
 
 // TestRESTIsRateLimitedAndQueriesBounded: REST requests past the rate limit
 // get 429 with Retry-After (streams and health are exempt); a query past
-// MaxQueryLength gets 414.
+// maxQueryLength gets 414.
 func TestRESTIsRateLimitedAndQueriesBounded(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, opts{edit: func(c *Config) { c.RateLimit = RateLimit{Requests: 5, Window: time.Minute} }})
@@ -420,7 +420,7 @@ func TestRESTIsRateLimitedAndQueriesBounded(t *testing.T) {
 	defer cancel()
 	openSSE(t, ctx, f.URL+"/v1/stream?symbols=A").Close()
 	// An over-long query string.
-	resp, body := get(t, f.URL+"/healthz?x="+strings.Repeat("a", MaxQueryLength))
+	resp, body := get(t, f.URL+"/healthz?x="+strings.Repeat("a", maxQueryLength))
 	json.Unmarshal(body, &e)
 	if resp.StatusCode != 414 || e.Error.Code != CodeURITooLong || !strings.Contains(e.Error.Message, "query") {
 		t.Fatalf("long query: %d %s", resp.StatusCode, body)

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"sync/atomic"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/wsrelay/wsrelay/relay"
 )
 
@@ -74,9 +72,6 @@ func New(cfg Config) (*Server, error) {
 
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
-
-// Registry returns the server's Prometheus registry.
-func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
 
 // Clients returns the number of open streams.
 func (s *Server) Clients() int { return s.pool.len() }
