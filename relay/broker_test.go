@@ -40,7 +40,7 @@ func publish(t testing.TB, b *Broker, sym string, v int) *Event {
 // drain reads from s until it has want events or the deadline passes.
 func drain(t testing.TB, s *Subscription, want int) []*Event {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	var out, batch []*Event
 	for len(out) < want {
@@ -54,7 +54,11 @@ func drain(t testing.TB, s *Subscription, want int) []*Event {
 	return out
 }
 
-func TestBrokerPublishLatestHistory(t *testing.T) {
+// TestBrokerKeepsLatestAndHistoryByID: the latest quote, the quote JSON and
+// its stale copy, and history by event ID: newest, after a kept ID, a reset
+// after an evicted or foreign one, and a cursor walk that loses nothing.
+func TestBrokerKeepsLatestAndHistoryByID(t *testing.T) {
+	t.Parallel()
 	b := newTestBroker(t, BrokerConfig{History: 4, Epoch: 1000}, "A", "B")
 	if _, err := b.Latest("A"); !errors.Is(err, ErrNoData) {
 		t.Fatalf("latest before data: %v", err)
@@ -141,7 +145,10 @@ func TestBrokerPublishLatestHistory(t *testing.T) {
 	}
 }
 
+// TestBrokerRejectsInvalidSymbols: a name outside SymbolPattern never
+// becomes a symbol.
 func TestBrokerRejectsInvalidSymbols(t *testing.T) {
+	t.Parallel()
 	b := newTestBroker(t, BrokerConfig{})
 	for _, s := range []string{"", "a b", "a/b", "é", "x\n", string(make([]byte, 65))} {
 		if _, err := b.AddSymbol(s); !errors.Is(err, ErrInvalidSymbol) {
@@ -150,10 +157,11 @@ func TestBrokerRejectsInvalidSymbols(t *testing.T) {
 	}
 }
 
-// TestBrokerResumeExact cuts a multiplexed stream at random points while
-// quotes keep being published, and checks that the resumed stream continues
-// with exactly the next quote and nothing twice.
-func TestBrokerResumeExact(t *testing.T) {
+// TestResumeContinuesWithExactlyTheNextQuote cuts a multiplexed stream at
+// random points while quotes keep being published, and checks that the
+// resumed stream continues with exactly the next quote and nothing twice.
+func TestResumeContinuesWithExactlyTheNextQuote(t *testing.T) {
+	t.Parallel()
 	syms := []string{"A", "B", "C"}
 	b := newTestBroker(t, BrokerConfig{History: 4096}, syms...)
 	stop := make(chan struct{})
@@ -215,7 +223,11 @@ func TestBrokerResumeExact(t *testing.T) {
 	}
 }
 
-func TestBrokerSubscribeSnapshotAndReset(t *testing.T) {
+// TestSubscribeStartsWithSnapshotOrResetThenSnapshot: a fresh subscription
+// starts with the latest quote of each symbol in ID order; an ID the broker
+// cannot honour gives a reset (with its reason), then that snapshot.
+func TestSubscribeStartsWithSnapshotOrResetThenSnapshot(t *testing.T) {
+	t.Parallel()
 	b := newTestBroker(t, BrokerConfig{History: 3, Epoch: 77}, "A", "B")
 	publish(t, b, "B", 1)
 	first := publish(t, b, "A", 1)
@@ -253,9 +265,10 @@ func TestBrokerSubscribeSnapshotAndReset(t *testing.T) {
 	}
 }
 
-// TestBrokerSlowSubscriber: one subscriber that never reads is cut off at
-// its queue limit and costs the others nothing.
-func TestBrokerSlowSubscriber(t *testing.T) {
+// TestSlowSubscriberIsCutAndCostsOthersNothing: one subscriber that never
+// reads is cut off at its queue limit and costs the others nothing.
+func TestSlowSubscriberIsCutAndCostsOthersNothing(t *testing.T) {
+	t.Parallel()
 	b := newTestBroker(t, BrokerConfig{}, "A")
 	slow, _ := b.Subscribe([]string{"A"}, SubscribeOptions{Queue: 16})
 	defer slow.Close()
@@ -296,7 +309,12 @@ func TestBrokerSlowSubscriber(t *testing.T) {
 	t.Logf("published %d quotes to 10 readers and 1 stalled subscriber in %s", n, elapsed)
 }
 
-func TestBrokerRemoveSymbol(t *testing.T) {
+// TestRemovedSymbolEndsItsSubscriptionsAfterAStatus: subscribers of a
+// removed symbol get a removed status; a subscription left with no symbol
+// ends with ErrSymbolRemoved once drained; an ID from before a re-add
+// resets.
+func TestRemovedSymbolEndsItsSubscriptionsAfterAStatus(t *testing.T) {
+	t.Parallel()
 	b := newTestBroker(t, BrokerConfig{}, "A", "B")
 	both, _ := b.Subscribe([]string{"A", "B"}, SubscribeOptions{})
 	defer both.Close()
@@ -335,7 +353,11 @@ func TestBrokerRemoveSymbol(t *testing.T) {
 	}
 }
 
-func TestBrokerConflation(t *testing.T) {
+// TestMaxRateConflatesQuotesButNeverStatus: with MaxRate a subscriber gets
+// the newest quote of each symbol at most MaxRate times a second, and every
+// status event.
+func TestMaxRateConflatesQuotesButNeverStatus(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		b := newTestBroker(t, BrokerConfig{}, "A", "B")
 		s, _ := b.Subscribe([]string{"A", "B"}, SubscribeOptions{MaxRate: 2})
@@ -364,7 +386,10 @@ func TestBrokerConflation(t *testing.T) {
 	})
 }
 
+// TestBrokerCloseEndsSubscriptions: Close ends every subscription with
+// ErrClosed and later publishes fail; Close is idempotent.
 func TestBrokerCloseEndsSubscriptions(t *testing.T) {
+	t.Parallel()
 	b, _ := NewBroker(BrokerConfig{})
 	b.AddSymbol("A")
 	s, _ := b.Subscribe([]string{"A"}, SubscribeOptions{})

@@ -8,10 +8,11 @@ import (
 	"time"
 )
 
-// TestSubscriptionNotifyTryNext: a subscription driven by SetNotify is told
-// of every queued event and of its end, and TryNext hands over exactly what
-// is pending without waiting.
-func TestSubscriptionNotifyTryNext(t *testing.T) {
+// TestNotifyTellsOfEveryEventAndTryNextTakesThem: a subscription driven by
+// SetNotify is told of every queued event and of its end, and TryNext hands
+// over exactly what is pending without waiting.
+func TestNotifyTellsOfEveryEventAndTryNextTakesThem(t *testing.T) {
+	t.Parallel()
 	b := newTestBroker(t, BrokerConfig{History: 16, Epoch: 7}, "A", "B")
 	publish(t, b, "A", 0) // the snapshot
 	s, err := b.Subscribe([]string{"A", "B"}, SubscribeOptions{Snapshot: true, Queue: 4})
@@ -55,9 +56,10 @@ func TestSubscriptionNotifyTryNext(t *testing.T) {
 	}
 }
 
-// TestTryNextConflationWait: with MaxRate, TryNext says when the held-back
-// quote becomes due, and hands over only the newest one then.
-func TestTryNextConflationWait(t *testing.T) {
+// TestTryNextSaysWhenAConflatedQuoteIsDue: with MaxRate, TryNext says when
+// the held-back quote becomes due, and hands over only the newest one then.
+func TestTryNextSaysWhenAConflatedQuoteIsDue(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		b := newTestBroker(t, BrokerConfig{History: 16, Epoch: 7}, "A")
 		s, err := b.Subscribe([]string{"A"}, SubscribeOptions{MaxRate: 10})

@@ -137,10 +137,12 @@ func (m *model) drain(t *rapid.T, s *modelSub) {
 	}
 }
 
-// TestBrokerProperties: for any interleaving of publish, subscribe, drain,
-// cut, resume, add and remove symbol, every subscriber gets exactly the
-// published quotes after its resume point, in order, or an explicit reset.
-func TestBrokerProperties(t *testing.T) {
+// TestAnyInterleavingDeliversExactlyOrResets: for any interleaving of
+// publish, subscribe, drain, cut, resume, add and remove symbol, every
+// subscriber gets exactly the published quotes after its resume point, in
+// order, or an explicit reset.
+func TestAnyInterleavingDeliversExactlyOrResets(t *testing.T) {
+	t.Parallel()
 	rapid.Check(t, func(t *rapid.T) {
 		b, _ := NewBroker(BrokerConfig{History: propHistory, Epoch: 1000})
 		defer b.Close()
