@@ -299,6 +299,9 @@ func (s *Subscription) Next(ctx context.Context, spare []*Event) ([]*Event, erro
 // TryNext is Next that does not wait: with nothing pending it returns no
 // events and no error. wait > 0 says a conflated quote becomes due after
 // wait; the consumer should call again then (nothing else will tell it).
+// A subscription that ends after its last events (every symbol removed)
+// returns them first and its error on the next call: a consumer that got
+// events should look at Done before it waits for the next notify.
 func (s *Subscription) TryNext(spare []*Event) (batch []*Event, wait time.Duration, err error) {
 	clear(spare)
 	return s.take(spare[:0])
