@@ -83,3 +83,36 @@ func TestTryNextSaysWhenAConflatedQuoteIsDue(t *testing.T) {
 		}
 	})
 }
+
+// TestTryNextGivesTheEndAfterTheLastEvents: a subscription whose every
+// symbol is removed delivers the removal's status first; Done is closed by
+// then, and the next TryNext returns ErrSymbolRemoved.
+func TestTryNextGivesTheEndAfterTheLastEvents(t *testing.T) {
+	t.Parallel()
+	b := newTestBroker(t, BrokerConfig{}, "A")
+	s, err := b.Subscribe([]string{"A"}, SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var calls atomic.Int32
+	s.SetNotify(func() { calls.Add(1) })
+	if err := b.RemoveSymbol("A"); err != nil {
+		t.Fatal(err)
+	}
+	batch, _, err := s.TryNext(nil)
+	if err != nil || len(batch) != 1 || batch[0].Kind != KindStatus {
+		t.Fatalf("last events: %v %v", batch, err)
+	}
+	select {
+	case <-s.Done():
+	default:
+		t.Fatal("Done is open after the last events")
+	}
+	if _, _, err = s.TryNext(batch); !errors.Is(err, ErrSymbolRemoved) {
+		t.Fatalf("after the last events: %v", err)
+	}
+	if calls.Load() < 2 {
+		t.Fatalf("notified %d times, want the event and the end", calls.Load())
+	}
+}
