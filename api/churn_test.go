@@ -66,6 +66,7 @@ func TestChurningClientsLeaveNothingBehind(t *testing.T) {
 	addr := f.Addr
 	baseG := runtime.NumGoroutine()
 	var next, failed atomic.Int64
+	var firstErr atomic.Pointer[error]
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range 32 {
@@ -76,6 +77,7 @@ func TestChurningClientsLeaveNothingBehind(t *testing.T) {
 				c, br, err := rawStream(addr, "/v1/stream?symbols=A,B")
 				if err != nil {
 					failed.Add(1)
+					firstErr.CompareAndSwap(nil, &err)
 					continue
 				}
 				switch rand.IntN(3) {
@@ -97,7 +99,7 @@ func TestChurningClientsLeaveNothingBehind(t *testing.T) {
 	wg.Wait()
 	took := time.Since(start)
 	if failed.Load() > 0 {
-		t.Fatalf("%d of %d connects failed", failed.Load(), cycles)
+		t.Fatalf("%d of %d connects failed, the first with %v", failed.Load(), cycles, *firstErr.Load())
 	}
 	relaytest.Eventually(t, "no stream or goroutine left after the churn",
 		func() bool { return f.api.Clients() == 0 && runtime.NumGoroutine() <= baseG+2 },

@@ -22,7 +22,8 @@ import (
 // non-blocking peek, since nobody reads a stream's connection).
 //
 // Every goroutine the pool starts goes through spawn, which refuses once
-// the pool is closed, and close waits for all of them.
+// the pool is closed, and close waits for all of them. (A conflated
+// stream's timer, time.AfterFunc, only calls notify; finish stops it.)
 
 // sweepEvery is how often (at most; more often for heartbeats shorter than
 // two sweeps) housekeeping sends due heartbeats and peeks at quiet streams

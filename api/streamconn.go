@@ -27,8 +27,11 @@ type streamConn interface {
 	// alive reports whether the client may still be there; a quiet
 	// stream's client is checked this way.
 	alive() bool
-	// interrupt makes a write in progress, and every later one, fail at
-	// once.
+	// interrupt makes every later write fail at once, and a write in
+	// progress too where the client then still sees a clean end (a
+	// hijacked socket is closed next anyway). An HTTP/2 write in progress
+	// is left to finish within its deadline: aborting it would reset the
+	// stream.
 	interrupt()
 	// close ends the connection, or the response.
 	close()
@@ -120,10 +123,8 @@ type responseConn struct {
 	ctx  context.Context // the request's: done when the client leaves
 	done chan struct{}   // closed by close: the handler may return
 
-	mu          sync.Mutex // orders interrupt against close
-	closed      bool
 	interrupted atomic.Bool
-	writing     atomic.Bool // a write is in progress
+	closeOnce   sync.Once
 }
 
 func newResponseConn(w http.ResponseWriter, r *http.Request) *responseConn {
@@ -133,9 +134,7 @@ func newResponseConn(w http.ResponseWriter, r *http.Request) *responseConn {
 func (c *responseConn) tryWrite([]byte) (int, error) { return 0, errWouldBlock }
 
 func (c *responseConn) write(b []byte, deadline time.Time) error {
-	c.writing.Store(true)
-	defer c.writing.Store(false)
-	if c.interrupted.Load() { // interrupt saw no write in progress
+	if c.interrupted.Load() {
 		return errInterrupted
 	}
 	if err := c.rc.SetWriteDeadline(deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
@@ -163,26 +162,6 @@ func (c *responseConn) write(b []byte, deadline time.Time) error {
 
 func (c *responseConn) alive() bool { return c.ctx.Err() == nil }
 
-// interrupt aborts a write in progress with a deadline in the past, which
-// resets an HTTP/2 stream. A stream with no write in progress is left to
-// end cleanly: its owner sees the interrupt before the next write.
-func (c *responseConn) interrupt() {
-	c.interrupted.Store(true)
-	if !c.writing.Load() {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.closed { // after close the writer is gone with the handler
-		c.rc.SetWriteDeadline(time.Unix(1, 0))
-	}
-}
+func (c *responseConn) interrupt() { c.interrupted.Store(true) }
 
-func (c *responseConn) close() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.closed {
-		c.closed = true
-		close(c.done)
-	}
-}
+func (c *responseConn) close() { c.closeOnce.Do(func() { close(c.done) }) }
