@@ -140,6 +140,7 @@ func runServer(ctx context.Context, st *settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	defer apiSrv.Shutdown(context.Background()) // on an early return; idempotent
 	conns := newConnTracker()
 	httpSrv := &http.Server{
 		Handler:           rl.handler(apiSrv),
