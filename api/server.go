@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wsrelay/wsrelay/relay"
 )
 
@@ -72,6 +74,10 @@ func New(cfg Config) (*Server, error) {
 
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// Registry returns the server's Prometheus registry, for a caller to add
+// its own collectors (the NATS roles do).
+func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
 
 // Clients returns the number of open streams.
 func (s *Server) Clients() int { return s.pool.len() }

@@ -132,6 +132,14 @@ func (b *Broker) Symbols() []string {
 	return out
 }
 
+// Has reports whether symbol is known.
+func (b *Broker) Has(symbol string) bool {
+	b.mu.Lock()
+	_, ok := b.topics[symbol]
+	b.mu.Unlock()
+	return ok
+}
+
 // Publish records a quote of symbol whose data is compact JSON (no newline)
 // and fans it out. data is copied.
 func (b *Broker) Publish(symbol string, data []byte, receivedAt time.Time) (*Event, error) {
