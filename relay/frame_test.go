@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsrelay/wsrelay/relay/simfeed"
 )
 
 func gz(b []byte) []byte {
@@ -177,7 +179,7 @@ func TestUpstreamRuleErrorsNameTheirKey(t *testing.T) {
 }
 
 func TestTemplatesEscapeRefs(t *testing.T) {
-	tmpl := parseTemplate(`{"action":"subscribe","args":["QuoteBin5m:{symbol}"]}`)
+	tmpl := parseTemplate(simfeed.Subscribe)
 	for _, ref := range []string{"BTC/USDT", `x"]}`, "a\\b", "new\nline", "\u2028", string([]byte{0xff})} {
 		out := tmpl.render(nil, &tmplArgs{ref: ref}, escJSON)
 		var v struct{ Args []string }

@@ -58,11 +58,11 @@ func newFixture(t *testing.T, rate float64, symbols ...string) *fixture {
 	cfg := fmt.Sprintf(`upstreams:
   - name: sim
     url: %s
-    subscribe: '{"action":"subscribe","args":["QuoteBin5m:{symbol}"]}'
-    unsubscribe: '{"action":"unsubscribe","args":["QuoteBin5m:{symbol}"]}'
-    accept: /data
+    subscribe: '%s'
+    unsubscribe: '%s'
+    accept: %s
     symbols: [%s]
-`, "ws"+strings.TrimPrefix(f.feedSrv.URL, "http"), strings.Join(quoted, ", "))
+`, "ws"+strings.TrimPrefix(f.feedSrv.URL, "http"), simfeed.Subscribe, simfeed.Unsubscribe, simfeed.Accept, strings.Join(quoted, ", "))
 	if err := os.WriteFile(f.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

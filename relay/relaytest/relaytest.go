@@ -103,7 +103,7 @@ func Start(t testing.TB, o Options) *Stack {
 	uc := relay.UpstreamConfig{
 		Name: "sim", URL: upURL,
 		Subscribe: []string{simfeed.Subscribe}, Unsubscribe: []string{simfeed.Unsubscribe},
-		Accept: []relay.Matcher{relay.Exists(simfeed.Accept)},
+		Accept:  []relay.Matcher{relay.Exists(simfeed.Accept)},
 		Backoff: relay.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
 	}
 	for _, name := range o.Symbols {
