@@ -363,7 +363,7 @@ func TestUpstreamAddRemoveAndShutdown(t *testing.T) {
 		t.Fatalf("no unsubscribe frame: %v", f.feed.Received())
 	}
 	eventually(t, "B closed", func() bool { return slices.Contains(f.feed.CloseCodes(), websocket.StatusNormalClosure) })
-	if slices.Contains(f.b.Symbols(), "B") {
+	if f.b.Has("B") {
 		t.Fatal("broker still has B")
 	}
 	if _, ok := f.r.Status("B"); ok {
