@@ -21,6 +21,8 @@ const (
 	CodeAdminDisabled    = "admin_disabled"
 	CodeUnknownUpstream  = "unknown_upstream"
 	CodeSymbolConflict   = "symbol_conflict"
+	CodeUpstreamFull     = "upstream_full"
+	CodeUnavailable      = "unavailable"
 	CodeTooManyClients   = "too_many_clients"
 	CodeRateLimited      = "rate_limited"
 	CodeURITooLong       = "uri_too_long"
@@ -62,6 +64,10 @@ func toAPIError(err error) *apiError {
 		return errorf(http.StatusBadRequest, CodeInvalidParameter, err.Error())
 	case errors.Is(err, relay.ErrUnknownUpstream):
 		return errorf(http.StatusBadRequest, CodeUnknownUpstream, err.Error())
+	case errors.Is(err, relay.ErrUpstreamFull):
+		return errorf(http.StatusConflict, CodeUpstreamFull, err.Error())
+	case errors.Is(err, relay.ErrUnavailable):
+		return &apiError{status: http.StatusServiceUnavailable, code: CodeUnavailable, msg: err.Error(), retryAfter: 2}
 	case errors.Is(err, relay.ErrSymbolExists):
 		return errorf(http.StatusConflict, CodeSymbolConflict, err.Error())
 	case errors.Is(err, relay.ErrClosed):

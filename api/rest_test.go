@@ -280,6 +280,26 @@ func TestAdminAddsAndRemovesSymbolsWithTheToken(t *testing.T) {
 	}
 }
 
+// TestAdminAddPastMaxConnectionsIs409: an upstream whose max_connections
+// are taken has no room for another symbol.
+func TestAdminAddPastMaxConnectionsIs409(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, opts{edit: func(c *Config) { c.AdminToken = "s3cret-0123456789" },
+		upstream: func(u *relay.UpstreamConfig) { u.MaxConnections = 2 }})
+	req, _ := http.NewRequest(http.MethodPut, f.URL+"/v1/symbols/C", nil)
+	req.Header.Set("Authorization", "Bearer s3cret-0123456789")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e errBody
+	json.NewDecoder(resp.Body).Decode(&e)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict || e.Error.Code != CodeUpstreamFull || !strings.Contains(e.Error.Message, "max_connections") {
+		t.Fatalf("%d %+v", resp.StatusCode, e)
+	}
+}
+
 // TestCORSAllowsOnlyTheConfiguredOrigins: preflights and responses allow the
 // configured origins only, never credentials; an origin without scheme is
 // refused by New.

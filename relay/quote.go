@@ -23,6 +23,10 @@ var (
 	ErrInvalidID = errors.New("invalid event id")
 	// ErrUnknownUpstream means an upstream name is not configured.
 	ErrUnknownUpstream = errors.New("unknown upstream")
+	// ErrUnavailable means the request cannot be served now but may be
+	// later (an edge whose NATS server is away cannot change the symbol
+	// set).
+	ErrUnavailable = errors.New("temporarily unavailable")
 	// ErrSymbolExists means the symbol is already subscribed on another upstream.
 	ErrSymbolExists = errors.New("symbol exists on another upstream")
 	// ErrClosed means the broker or relay is shut down.

@@ -242,7 +242,7 @@ func (e *Edge) Add(upstream string, sym relay.Symbol) (bool, error) {
 		return false, fmt.Errorf("%w: %q (the leader ingest reports %v)", relay.ErrUnknownUpstream, upstream, e.Upstreams())
 	}
 	if s == nil {
-		return false, errors.New("NATS not reachable: the symbol set cannot be changed now")
+		return false, fmt.Errorf("%w: NATS is not reachable, the symbol set cannot be changed now", relay.ErrUnavailable)
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, publishTimeout)
 	defer cancel()
@@ -259,14 +259,14 @@ func (e *Edge) Add(upstream string, sym relay.Symbol) (bool, error) {
 			return false, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {
-			return false, fmt.Errorf("symbol set: %w", err)
+			return false, fmt.Errorf("%w: symbol set: %v", relay.ErrUnavailable, err)
 		}
 		_, err = s.symKV.Create(ctx, Token(sym.Name), val)
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			continue // someone was faster: look again
 		}
 		if err != nil {
-			return false, fmt.Errorf("symbol set: %w", err)
+			return false, fmt.Errorf("%w: symbol set: %v", relay.ErrUnavailable, err)
 		}
 		e.learnSymbol(sym.Name, symbolValue{Upstream: upstream, Ref: sym.Ref}, 0)
 		return true, nil
@@ -285,12 +285,12 @@ func (e *Edge) Remove(symbol string) error {
 		return fmt.Errorf("%w: %q", relay.ErrUnknownSymbol, symbol)
 	}
 	if s == nil {
-		return errors.New("NATS not reachable: the symbol set cannot be changed now")
+		return fmt.Errorf("%w: NATS is not reachable, the symbol set cannot be changed now", relay.ErrUnavailable)
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, publishTimeout)
 	defer cancel()
 	if err := s.symKV.Delete(ctx, Token(symbol)); err != nil {
-		return fmt.Errorf("symbol set: %w", err)
+		return fmt.Errorf("%w: symbol set: %v", relay.ErrUnavailable, err)
 	}
 	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(e.names.subject(symbol))); err != nil {
 		e.log.Warn("purge the removed symbol's quotes", "symbol", symbol, "err", err)
