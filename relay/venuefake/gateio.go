@@ -282,9 +282,9 @@ func (g *Gate) render(c *conn, k streamKey, e *event, _ bool) []byte {
 		if e.buy {
 			side = "buy"
 		}
-		result = gateTrade{ID: e.seq, CreateTime: e.at.Unix(),
-			CreateTimeMs: fmt.Sprintf("%d.%03d", e.at.UnixMilli(), e.at.Nanosecond()/1000%1000),
-			Side: side, CurrencyPair: k.symbol, Amount: num(e.qty, 5), Price: num(e.price, 2)}
+		ms := fmt.Sprintf("%d.%03d", e.at.UnixMilli(), e.at.Nanosecond()/1000%1000)
+		result = gateTrade{ID: e.seq, CreateTime: e.at.Unix(), CreateTimeMs: ms, Side: side,
+			CurrencyPair: k.symbol, Amount: num(e.qty, 5), Price: num(e.price, 2)}
 	case ChannelBBO:
 		// As captured 2022-05-31 [LIB crypto-msg-parser]; u, the order
 		// book update id, is the counter.
