@@ -13,6 +13,11 @@ var (
 	_ Fake = (*Coinbase)(nil)
 	_ Fake = (*Kraken)(nil)
 	_ Fake = (*HTX)(nil)
+	_ Fake = (*Bitfinex)(nil)
+	_ Fake = (*Deribit)(nil)
+	_ Fake = (*Gate)(nil)
+	_ Fake = (*KuCoin)(nil)
+	_ Fake = (*Bitstamp)(nil)
 )
 
 // TestEveryVenueServesAtWSURL: each fake accepts a client at its WSURL,
@@ -26,6 +31,11 @@ func TestEveryVenueServesAtWSURL(t *testing.T) {
 		"coinbase": NewCoinbase(CoinbaseConfig{}),
 		"kraken":   NewKraken(KrakenConfig{}),
 		"htx":      NewHTX(HTXConfig{}),
+		"bitfinex": NewBitfinex(BitfinexConfig{}),
+		"deribit":  NewDeribit(DeribitConfig{}),
+		"gateio":   NewGate(GateConfig{}),
+		"kucoin":   NewKuCoin(KuCoinConfig{}),
+		"bitstamp": NewBitstamp(BitstampConfig{}),
 	} {
 		t.Run(name, func(t *testing.T) {
 			srv := httptest.NewServer(f)
