@@ -125,13 +125,14 @@ func NewKuCoin(cfg KuCoinConfig) *KuCoin {
 	return k
 }
 
-// ServeHTTP serves the token call and the WebSocket.
-func (k *KuCoin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/api/v1/bullet-public" {
-		k.bullet(w, r)
-		return
+// servePlain answers the token call beside the WebSocket; it is not a
+// handshake.
+func (k *KuCoin) servePlain(w http.ResponseWriter, r *http.Request) bool {
+	if r.URL.Path != "/api/v1/bullet-public" {
+		return false
 	}
-	k.Server.ServeHTTP(w, r)
+	k.bullet(w, r)
+	return true
 }
 
 // BulletURL is the token call's URL given the httptest server's URL: the

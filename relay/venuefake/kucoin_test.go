@@ -88,6 +88,9 @@ func TestKuCoinBulletWelcomeSubscribeAndCounter(t *testing.T) {
 		t.Fatalf("bullets %d", k.Bullets())
 	}
 	c := kucoinDial(t, ctx, k, base, "hQvf8jkno")
+	if k.Bullets() != 2 || k.Handshakes() != 1 {
+		t.Fatalf("token calls counted as handshakes: %d %d", k.Bullets(), k.Handshakes())
+	}
 	send(t, ctx, c, kucoinSub("1", "/market/ticker:BTC-USDT"))
 	if f, _ := read(ctx, c); string(f.data) != `{"id":"1","type":"ack"}` {
 		t.Fatalf("ack %s", f.data)
