@@ -456,7 +456,9 @@ func (x *Deribit) setHeartbeat(c *conn, id, params json.RawMessage, in time.Time
 		c.send(deribitReply(id, "error", deribitErr(-32602, "Invalid params", deribitParamErr{reason, "interval"}), in))
 		return
 	}
-	period := time.Duration(secs * float64(time.Second) * x.scale)
+	// No maximum is documented; an interval beyond a day is taken as a
+	// day (a Duration cannot hold 1e308 s).
+	period := max(time.Millisecond, time.Duration(min(secs, 86400)*float64(time.Second)*x.scale))
 	st.mu.Lock()
 	st.gen++
 	gen := st.gen

@@ -143,6 +143,17 @@ func TestKuCoinBulletWelcomeSubscribeAndCounter(t *testing.T) {
 	}
 }
 
+// TestKuCoinScaledIntervals: the token call returns the intervals scaled
+// by TimeScale, which is what the relay then pings at.
+func TestKuCoinScaledIntervals(t *testing.T) {
+	ctx := testCtx(t)
+	k, base := newKuCoinTest(t, KuCoinConfig{Config: Config{TimeScale: 0.01}})
+	is := kucoinResolve(t, ctx, k, base).Data.InstanceServers[0]
+	if is.PingInterval != 180 || is.PingTimeout != 100 {
+		t.Fatalf("scaled intervals %+v", is)
+	}
+}
+
 func TestKuCoinTokenRequired(t *testing.T) {
 	ctx := testCtx(t)
 	k, base := newKuCoinTest(t, KuCoinConfig{TokenLifetime: 150 * time.Millisecond})
