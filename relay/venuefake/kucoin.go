@@ -50,6 +50,11 @@ type KuCoinConfig struct {
 	// docs-new Introduction]. A token may be reused within it (not
 	// documented either way).
 	TokenLifetime time.Duration
+	// MaxAge: "The token is valid for only 24 hours, and a single
+	// connection is expected to be disconnected after 24 hours" [DOC
+	// docs-new Introduction]. The close's code is not documented (1001
+	// here).
+	MaxAge time.Duration
 	// WelcomeDelay is the time between the upgrade and the welcome
 	// message; frames the client sends before it are ignored ("Only when
 	// the welcome message is received will the connection be available"
@@ -116,6 +121,7 @@ func NewKuCoin(cfg KuCoinConfig) *KuCoin {
 		hsLimit:  30,
 		hsWindow: time.Minute,
 		maxConns: 50,
+		maxAge:   d(cfg.MaxAge, 24*time.Hour),
 		// No shutdown notice is documented for public sockets (load
 		// balancing disconnects "may" happen) [CAP-3P probe quoting the
 		// docs]: Announce is a plain close.

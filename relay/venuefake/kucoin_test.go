@@ -316,6 +316,34 @@ func TestKuCoinLimits(t *testing.T) {
 	readUntil(t, ctx, c2, 1, has(`{"id":"x","type":"error","code":509,"data":"exceed max permits per second"}`))
 }
 
+// TestKuCoinMaxAge: a connection is closed when it reaches its age, even
+// while the client pings.
+func TestKuCoinMaxAge(t *testing.T) {
+	ctx := testCtx(t)
+	age := 300 * time.Millisecond
+	k, base := newKuCoinTest(t, KuCoinConfig{MaxAge: age, Config: Config{PushInterval: -1}})
+	if d := NewKuCoin(KuCoinConfig{}); d.set.maxAge != 24*time.Hour {
+		d.Close()
+		t.Fatalf("default age %v", d.set.maxAge)
+	} else {
+		d.Close()
+	}
+	c := kucoinDial(t, ctx, k, base, "age")
+	start := time.Now()
+	go func() {
+		for i := range 20 {
+			if c.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `{"id":"%d","type":"ping"}`, i)) != nil {
+				return
+			}
+			time.Sleep(age / 10)
+		}
+	}()
+	_, err := closedWithin(t, c, 5*time.Second)
+	if time.Since(start) < age-50*time.Millisecond || websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Fatalf("closed after %v: %v", time.Since(start), err)
+	}
+}
+
 func TestKuCoinAnnounceIsAPlainClose(t *testing.T) {
 	ctx := testCtx(t)
 	k, base := newKuCoinTest(t, KuCoinConfig{Config: Config{AnnounceGrace: 50 * time.Millisecond, PushInterval: -1}})
