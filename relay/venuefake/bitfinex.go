@@ -145,14 +145,14 @@ func (b *Bitfinex) opened(c *conn) {
 	})
 }
 
-// field is one member of a JSON object, in order.
-type field struct {
+// jsonMember is one member of a JSON object, in order.
+type jsonMember struct {
 	k string
 	v json.RawMessage
 }
 
 // orderedObject parses a JSON object keeping its member order.
-func orderedObject(p []byte) ([]field, error) {
+func orderedObject(p []byte) ([]jsonMember, error) {
 	d := json.NewDecoder(bytes.NewReader(p))
 	tok, err := d.Token()
 	if err != nil {
@@ -161,7 +161,7 @@ func orderedObject(p []byte) ([]field, error) {
 	if tok != json.Delim('{') {
 		return nil, errors.New("not an object")
 	}
-	var out []field
+	var out []jsonMember
 	for d.More() {
 		kt, err := d.Token()
 		if err != nil {
@@ -173,7 +173,7 @@ func orderedObject(p []byte) ([]field, error) {
 		}
 		var buf bytes.Buffer
 		_ = json.Compact(&buf, v)
-		out = append(out, field{kt.(string), buf.Bytes()})
+		out = append(out, jsonMember{kt.(string), buf.Bytes()})
 	}
 	if _, err := d.Token(); err != nil {
 		return nil, err
@@ -184,7 +184,7 @@ func orderedObject(p []byte) ([]field, error) {
 	return out, nil
 }
 
-func lookup(fs []field, k string) (json.RawMessage, bool) {
+func member(fs []jsonMember, k string) (json.RawMessage, bool) {
 	for _, f := range fs {
 		if f.k == k {
 			return f.v, true
@@ -193,20 +193,20 @@ func lookup(fs []field, k string) (json.RawMessage, bool) {
 	return nil, false
 }
 
-func lookupString(fs []field, k string) string {
+func memberString(fs []jsonMember, k string) string {
 	var s string
-	if v, ok := lookup(fs, k); ok {
+	if v, ok := member(fs, k); ok {
 		_ = json.Unmarshal(v, &s)
 	}
 	return s
 }
 
-// errorFrame renders an error the way the server builds it: the request's
+// bfxErrorFrame renders an error the way the server builds it: the request's
 // members except event, then event, msg and code, then the extras
 // [CAP-3P probe: {"channel":"book","symbol":"tNOPEF0:USTF0","prec":"P0",
 // "len":"25","event":"error","msg":"symbol: invalid","code":10300,
 // "pair":"NOPEF0:USTF0"}].
-func bfxErrorFrame(req []field, msg string, code int, extra ...field) []byte {
+func bfxErrorFrame(req []jsonMember, msg string, code int, extra ...jsonMember) []byte {
 	var b bytes.Buffer
 	b.WriteByte('{')
 	for _, f := range req {
@@ -237,11 +237,11 @@ func (b *Bitfinex) message(c *conn, typ websocket.MessageType, p []byte) {
 		// meaningless here: ignored too.
 		return
 	}
-	switch ev := lookupString(req, "event"); ev {
+	switch ev := memberString(req, "event"); ev {
 	case "ping":
 		// {"event":"ping","cid":…} → {"event":"pong","ts":…,"cid":…}
 		// [DOC ws-general as quoted by the probe; LIB bitfinex-api-node].
-		if cid, ok := lookup(req, "cid"); ok {
+		if cid, ok := member(req, "cid"); ok {
 			c.send(fmt.Appendf(nil, `{"event":"pong","ts":%d,"cid":%s}`, time.Now().UnixMilli(), cid))
 		} else {
 			c.send(fmt.Appendf(nil, `{"event":"pong","ts":%d}`, time.Now().UnixMilli()))
@@ -250,7 +250,7 @@ func (b *Bitfinex) message(c *conn, typ websocket.MessageType, p []byte) {
 		// {"event":"conf","flags":196608} → {"event":"conf","status":"OK",
 		// "flags":196608} [CAP-3P probe; LIB ws2.js].
 		var flags int64
-		if v, ok := lookup(req, "flags"); !ok || json.Unmarshal(v, &flags) != nil || flags < 0 {
+		if v, ok := member(req, "flags"); !ok || json.Unmarshal(v, &flags) != nil || flags < 0 {
 			c.send(bfxErrorFrame(req, "flags: invalid", 10300))
 			return
 		}
@@ -279,9 +279,9 @@ var bfxChannels = map[string]string{
 	"ticker": ChannelTicker, "trades": ChannelTrades, "book": "", "candles": "", "status": "",
 }
 
-func (b *Bitfinex) subscribeMsg(c *conn, req []field) {
+func (b *Bitfinex) subscribeMsg(c *conn, req []jsonMember) {
 	st := c.state.(*bfxConn)
-	name := lookupString(req, "channel")
+	name := memberString(req, "channel")
 	canon, known := bfxChannels[name]
 	if !known {
 		// {"channel":"bogus-channel","event":"error","msg":"channel:
@@ -293,12 +293,12 @@ func (b *Bitfinex) subscribeMsg(c *conn, req []field) {
 	var sym, pair string
 	keyed := name == "candles" || name == "status"
 	if keyed {
-		if sym = lookupString(req, "key"); sym == "" {
+		if sym = memberString(req, "key"); sym == "" {
 			c.send(bfxErrorFrame(req, "key: invalid", 10300)) // not documented
 			return
 		}
 	} else {
-		sym = lookupString(req, "symbol")
+		sym = memberString(req, "symbol")
 		// "A symbol sent without the t was accepted and acked as
 		// tBTCF0:USTF0" [CAP-3P probe]; lowercase is invalid ("btcusd is
 		// invalid, BTCUSD is valid") [DOC ws-general].
@@ -310,7 +310,7 @@ func (b *Bitfinex) subscribeMsg(c *conn, req []field) {
 			// Unknown pair: 10300 "symbol: invalid" with the pair, the
 			// socket stays open [CAP-3P probe, twice; the docs list 10001
 			// "Unknown pair", the wire uses the generic code].
-			c.send(bfxErrorFrame(req, "symbol: invalid", 10300, field{"pair", marshal(pair)}))
+			c.send(bfxErrorFrame(req, "symbol: invalid", 10300, jsonMember{"pair", marshal(pair)}))
 			return
 		}
 	}
@@ -320,7 +320,7 @@ func (b *Bitfinex) subscribeMsg(c *conn, req []field) {
 		// "the same book twice: code 10301 subscribe: dup with the chanId
 		// of the first" [CAP-3P probe].
 		c.send(bfxErrorFrame(req, "subscribe: dup", 10301,
-			field{"chanId", marshal(dup.id)}, field{"pair", marshal(pair)}))
+			jsonMember{"chanId", marshal(dup.id)}, jsonMember{"pair", marshal(pair)}))
 		return
 	}
 	if b.maxChans > 0 && len(st.chans) >= b.maxChans {
@@ -328,7 +328,7 @@ func (b *Bitfinex) subscribeMsg(c *conn, req []field) {
 		// "the 37th subscription on a socket: code 10305 subscribe:
 		// limit", the socket stays open [CAP-3P probe; 10305 "Reached
 		// limit of open channels" DOC ws-general].
-		c.send(bfxErrorFrame(req, "subscribe: limit", 10305, field{"pair", marshal(pair)}))
+		c.send(bfxErrorFrame(req, "subscribe: limit", 10305, jsonMember{"pair", marshal(pair)}))
 		return
 	}
 	ch := &bfxChan{id: b.chanIDs.Add(1), name: name, sym: sym}
@@ -376,10 +376,10 @@ func (b *Bitfinex) heartbeat(c *conn, ch *bfxChan) {
 	})
 }
 
-func (b *Bitfinex) unsubscribeMsg(c *conn, req []field) {
+func (b *Bitfinex) unsubscribeMsg(c *conn, req []jsonMember) {
 	st := c.state.(*bfxConn)
 	var id int64
-	raw, _ := lookup(req, "chanId")
+	raw, _ := member(req, "chanId")
 	_ = json.Unmarshal(raw, &id)
 	st.mu.Lock()
 	ch := st.byID[id]
