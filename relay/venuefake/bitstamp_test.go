@@ -148,7 +148,7 @@ func TestBitstampFrameLimits(t *testing.T) {
 // stays.
 func TestBitstampServerPing(t *testing.T) {
 	ctx := testCtx(t)
-	period := 100 * time.Millisecond
+	period := 200 * time.Millisecond
 	b, u := newBitstampTest(t, BitstampConfig{PingPeriod: period, Config: Config{PushInterval: -1}})
 	good := dial(t, ctx, u)
 	gctx := good.CloseRead(ctx)

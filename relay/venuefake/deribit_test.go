@@ -155,8 +155,8 @@ func TestDeribitUnknownAndErrors(t *testing.T) {
 // before; an idle socket also gets heartbeat frames.
 func TestDeribitHeartbeat(t *testing.T) {
 	ctx := testCtx(t)
-	scale := 0.02 // interval 10 s → 200 ms
-	period := 200 * time.Millisecond
+	scale := 0.04 // interval 10 s → 400 ms
+	period := 400 * time.Millisecond
 	x, u := newDeribitTest(t, DeribitConfig{Config: Config{TimeScale: scale}})
 	setHB := `{"jsonrpc":"2.0","id":1,"method":"public/set_heartbeat","params":{"interval":10}}`
 	good := dial(t, ctx, u)
