@@ -52,6 +52,7 @@ type conn struct {
 	closeOnce sync.Once
 	closing   atomic.Bool
 	lastOut   atomic.Int64 // unix ns of the last frame written
+	lastIn    atomic.Int64 // unix ns of the last client frame (data, ping or pong)
 }
 
 // newConn prepares a connection; it is usable (send, close) before run.
@@ -61,6 +62,7 @@ func newConn(s *Server, ws *websocket.Conn, ip string, state any) *conn {
 	c.out = make(chan outFrame, queueLen)
 	c.opened = time.Now()
 	c.lastOut.Store(c.opened.UnixNano())
+	c.lastIn.Store(c.opened.UnixNano())
 	c.in = rateCounter{n: s.set.inLimit, w: s.set.inWindow}
 	ws.SetReadLimit(s.set.readLimit)
 	return c
@@ -90,6 +92,7 @@ func (c *conn) run() {
 		if c.closing.Load() {
 			continue // draining until the peer answers our close
 		}
+		c.lastIn.Store(time.Now().UnixNano())
 		s.logRecord(&s.received, string(p))
 		if !c.countIn() {
 			continue
@@ -234,6 +237,7 @@ func (c *conn) touch() { c.lastOut.Store(time.Now().UnixNano()) }
 
 // control is called for every ping or pong frame the client sends.
 func (c *conn) control() {
+	c.lastIn.Store(time.Now().UnixNano())
 	if c.s.set.inControl {
 		c.countIn()
 	}

@@ -13,6 +13,11 @@ var (
 	_ Fake = (*Coinbase)(nil)
 	_ Fake = (*Kraken)(nil)
 	_ Fake = (*HTX)(nil)
+	_ Fake = (*Bitfinex)(nil)
+	_ Fake = (*Deribit)(nil)
+	_ Fake = (*Gate)(nil)
+	_ Fake = (*KuCoin)(nil)
+	_ Fake = (*Bitstamp)(nil)
 )
 
 // TestEveryVenueServesAtWSURL: each fake accepts a client at its WSURL,
@@ -26,6 +31,11 @@ func TestEveryVenueServesAtWSURL(t *testing.T) {
 		"coinbase": NewCoinbase(CoinbaseConfig{}),
 		"kraken":   NewKraken(KrakenConfig{}),
 		"htx":      NewHTX(HTXConfig{}),
+		"bitfinex": NewBitfinex(BitfinexConfig{}),
+		"deribit":  NewDeribit(DeribitConfig{}),
+		"gateio":   NewGate(GateConfig{}),
+		"kucoin":   NewKuCoin(KuCoinConfig{}),
+		"bitstamp": NewBitstamp(BitstampConfig{}),
 	} {
 		t.Run(name, func(t *testing.T) {
 			srv := httptest.NewServer(f)
@@ -51,9 +61,10 @@ func TestSeqOfExtractedLists(t *testing.T) {
 		f    Fake
 		data string
 	}{
-		"okx":    {NewOKX(OKXConfig{}), `[{"instId":"BTC-USDT","tradeId":"42","px":"1","sz":"1","side":"buy","ts":"1","count":"1"}]`},
-		"kraken": {NewKraken(KrakenConfig{}), `[{"symbol":"BTC/USD","side":"buy","price":1.0,"qty":1.0,"ord_type":"limit","trade_id":42,"timestamp":"x"}]`},
-		"bybit":  {NewBybit(BybitConfig{}), `[{"T":1,"s":"BTCUSDT","S":"Buy","v":"1","p":"1","L":"PlusTick","i":"x","BT":false,"seq":42}]`},
+		"okx":     {NewOKX(OKXConfig{}), `[{"instId":"BTC-USDT","tradeId":"42","px":"1","sz":"1","side":"buy","ts":"1","count":"1"}]`},
+		"kraken":  {NewKraken(KrakenConfig{}), `[{"symbol":"BTC/USD","side":"buy","price":1.0,"qty":1.0,"ord_type":"limit","trade_id":42,"timestamp":"x"}]`},
+		"bybit":   {NewBybit(BybitConfig{}), `[{"T":1,"s":"BTCUSDT","S":"Buy","v":"1","p":"1","L":"PlusTick","i":"x","BT":false,"seq":42}]`},
+		"deribit": {NewDeribit(DeribitConfig{}), `[{"timestamp":1,"price":1.0,"amount":10.0,"direction":"buy","instrument_name":"BTC-PERPETUAL","trade_seq":42,"trade_id":"7"}]`},
 	} {
 		n, ok := tc.f.Seq([]byte(tc.data))
 		tc.f.Close()
