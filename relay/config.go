@@ -170,6 +170,10 @@ type UpstreamConfig struct {
 
 	// DialRate bounds new connections per window, all symbols together.
 	DialRate Rate
+	// SubscribeRate bounds the subscribe and unsubscribe frames sent on one
+	// connection per window (a venue that cuts a connection subscribing
+	// faster); they wait their turn in order.
+	SubscribeRate Rate
 	// MaxConnections bounds open connections (0: no limit).
 	MaxConnections int
 	// SymbolsPerConnection > 1 puts several symbols on one connection,
@@ -320,6 +324,9 @@ func (u UpstreamConfig) Validate() error {
 	}
 	if u.DialRate.N < 0 || (u.DialRate.N > 0 && u.DialRate.Per <= 0) {
 		return fieldErrf("dial_rate", "must be N/window with N ≥ 1 and a positive window")
+	}
+	if u.SubscribeRate.N < 0 || (u.SubscribeRate.N > 0 && u.SubscribeRate.Per <= 0) {
+		return fieldErrf("subscribe_rate", "must be N/window with N ≥ 1 and a positive window")
 	}
 	if u.MaxConnections < 0 {
 		return fieldErrf("max_connections", "must not be negative")

@@ -309,17 +309,11 @@ func (c *conn) onDialed(d dialResult) {
 	c.log.Debug("connected", "url", RedactURL(s.url))
 }
 
-// subscribeAll sends the connection's frames, then every symbol's.
+// subscribeAll queues the connection's frames, then every symbol's.
 func (c *conn) subscribeAll(s *session) {
-	var buf []byte
 	for _, t := range c.up.tmpl.subscribe {
-		if t.perSymbol() {
-			continue
-		}
-		buf = t.render(buf[:0], &tmplArgs{nextID: s.nextID}, escJSON)
-		if err := s.write(buf); err != nil {
-			s.fail(fmt.Errorf("subscribe: %w", err))
-			return
+		if !t.perSymbol() {
+			s.enqueue(c.render(s, t, nil, false))
 		}
 	}
 	for _, m := range c.syms {
@@ -327,21 +321,11 @@ func (c *conn) subscribeAll(s *session) {
 	}
 }
 
-// subscribe sends one symbol's subscribe frames on s.
+// subscribe queues one symbol's subscribe frames on s.
 func (c *conn) subscribe(s *session, m *symbol) {
-	var buf []byte
 	for _, t := range c.up.tmpl.subscribe {
-		if !t.perSymbol() {
-			continue
-		}
-		a := tmplArgs{ref: m.ref(), nextID: s.nextID}
-		buf = t.render(buf[:0], &a, escJSON)
-		if a.id != 0 {
-			s.idSyms[a.id] = m
-		}
-		if err := s.write(buf); err != nil {
-			s.fail(fmt.Errorf("subscribe: %w", err))
-			return
+		if t.perSymbol() {
+			s.enqueue(c.render(s, t, m, true))
 		}
 	}
 	s.subscribedAt[m] = time.Now()
@@ -352,7 +336,27 @@ func (c *conn) subscribe(s *session, m *symbol) {
 func (c *conn) unsubscribeFrames(s *session, m *symbol) [][]byte {
 	var out [][]byte
 	for _, t := range c.up.tmpl.unsubscribe {
-		out = append(out, t.render(nil, &tmplArgs{ref: m.ref(), nextID: s.nextID}, escJSON))
+		out = append(out, c.render(s, t, m, false))
+	}
+	return out
+}
+
+// render renders a frame of m (nil: of the connection) for s. The {id} of
+// m's subscribe frame is remembered as m's, so that a reject answering it
+// finds its symbol; every other frame's {id} as nobody's, so that a reject
+// answering it (Deribit answers an unsubscribe of nothing with
+// "result":[]) disturbs no symbol.
+func (c *conn) render(s *session, t template, m *symbol, subscribe bool) []byte {
+	a := tmplArgs{nextID: s.nextID}
+	if m != nil {
+		a.ref = m.ref()
+	}
+	out := t.render(nil, &a, escJSON)
+	if a.id != 0 {
+		s.idSyms[a.id] = nil
+		if subscribe {
+			s.idSyms[a.id] = m
+		}
 	}
 	return out
 }
@@ -498,7 +502,12 @@ func (c *conn) onReject(ev sessEvent) {
 	var targets []*symbol
 	if ev.id != "" {
 		if id, err := strconv.ParseUint(trimQuotes(ev.id), 10, 64); err == nil {
-			if m := ev.s.idSyms[id]; m != nil && slices.Contains(c.syms, m) {
+			m, known := ev.s.idSyms[id]
+			if known && m == nil {
+				c.log.Debug("a reject answers no subscription", "id", id, "reason", ev.msg)
+				return
+			}
+			if m != nil && slices.Contains(c.syms, m) {
 				targets = append(targets, m)
 			}
 		}
@@ -672,10 +681,7 @@ func (c *conn) removeSymbol(cmd connCmd) bool {
 			continue
 		}
 		for _, f := range c.unsubscribeFrames(s, m) {
-			if err := s.write(f); err != nil {
-				s.fail(fmt.Errorf("unsubscribe: %w", err))
-				break
-			}
+			s.enqueue(f)
 		}
 	}
 	return false

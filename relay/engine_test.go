@@ -406,3 +406,63 @@ func TestFramingKeysBelongToTheirFraming(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSubscribeRatePacesSharedConnections: a venue that cuts a connection
+// subscribing faster than N per window is never tripped; the frames wait
+// their turn in order. Without the rule the venue does cut (the test can
+// fail).
+func TestSubscribeRatePacesSharedConnections(t *testing.T) {
+	rate := Rate{N: 3, Per: 150 * time.Millisecond}
+	syms := []string{"A", "B", "C", "D", "E", "F", "G", "H"}
+	shared := func(v *testVenue) UpstreamConfig {
+		u := venueUpstream(v, syms...)
+		u.SymbolsPerConnection = len(syms)
+		u.Route = &Route{Match: "/sym", Value: "{symbol}"}
+		u.Reject = nil
+		return u
+	}
+	t.Run("paced", func(t *testing.T) {
+		v := newTestVenue(t, venueConfig{subRate: rate})
+		u := shared(v)
+		u.SubscribeRate = rate
+		start := time.Now()
+		e := newEngine(t, v, u)
+		for _, s := range syms {
+			e.waitQuotes(t, s, 2)
+		}
+		if took := time.Since(start); took < 2*rate.Per {
+			t.Fatalf("8 subscribes at 3/150ms took %s", took)
+		}
+		if h, _, _, _ := v.stats(); h != 1 {
+			t.Fatalf("%d handshakes: the venue cut the connection", h)
+		}
+	})
+	t.Run("unpaced is cut", func(t *testing.T) {
+		v := newTestVenue(t, venueConfig{subRate: rate})
+		e := newEngine(t, v, shared(v))
+		eventually(t, "the venue cutting the burst", func() bool { h, _, _, _ := v.stats(); return h >= 2 })
+		_ = e
+	})
+}
+
+// TestRejectAnsweringAnUnsubscribeDisturbsNobody: a reject whose id is that
+// of an unsubscribe (or of a frame of the connection) rejects no symbol,
+// not even one that has not delivered yet (a reject without an id would
+// be taken as meant for it).
+func TestRejectAnsweringAnUnsubscribeDisturbsNobody(t *testing.T) {
+	v := newTestVenue(t, venueConfig{known: map[string]bool{"A": true, "B": true}, silent: map[string]bool{"A": true}})
+	u := venueUpstream(v, "A", "B")
+	u.SymbolsPerConnection = 2
+	u.Route = &Route{Match: "/sym", Value: "{symbol}"}
+	u.Unsubscribe = []string{`{"op":"sub","sym":"nosuch-{symbol}","id":{id}}`} // answered with an error carrying its id
+	e := newEngine(t, v, u)
+	e.waitQuotes(t, "B", 2)
+	if err := e.r.Remove("B"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the venue's answer", func() bool { return v.countReceived("nosuch-B") == 1 })
+	time.Sleep(100 * time.Millisecond) // the answer's way back
+	if st := e.statesOf("A"); slices.Contains(st, StateRejected) {
+		t.Fatalf("A was rejected by the answer to B's unsubscribe: %v", st)
+	}
+}

@@ -46,6 +46,12 @@ type session struct {
 	done      chan struct{}         // closed when reader and pinger have returned
 	quotes    atomic.Uint64         // quotes published from this session
 
+	// The outbox: subscribe and unsubscribe frames the owner queued,
+	// written in order by the session's sender within subscribe_rate.
+	outMu   sync.Mutex
+	outQ    [][]byte
+	outWake chan struct{} // capacity 1
+
 	// Owned by the conn's owner goroutine.
 	idSyms       map[uint64]*symbol
 	subscribedAt map[*symbol]time.Time
@@ -108,7 +114,7 @@ func (c *conn) connect(ctx context.Context, prev *session, release, dialed func(
 	}
 	s := &session{
 		c: c, fr: fr, prev: prev, release: release, pingInterval: cfg.PingInterval,
-		ready: make(chan struct{}), quit: make(chan struct{}), done: make(chan struct{}),
+		ready: make(chan struct{}), quit: make(chan struct{}), done: make(chan struct{}), outWake: make(chan struct{}, 1),
 		idSyms: map[uint64]*symbol{}, subscribedAt: map[*symbol]time.Time{},
 	}
 	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
@@ -156,14 +162,19 @@ func (c *conn) connect(ctx context.Context, prev *session, release, dialed func(
 	if cfg.Ready == nil {
 		s.readyOnce.Do(func() { close(s.ready) })
 	}
-	readDone := make(chan struct{})
+	readDone, sendDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(readDone)
 		s.read(rules)
 	}()
 	go func() {
+		defer close(sendDone)
+		s.send()
+	}()
+	go func() {
 		s.ping()
 		<-readDone
+		<-sendDone
 		close(s.done)
 	}()
 	if cfg.Ready != nil {
@@ -289,6 +300,71 @@ func (s *session) close(code websocket.StatusCode, reason string, frames [][]byt
 	}
 	t.Stop()
 	<-s.done
+}
+
+// enqueue queues a frame for the sender; it never blocks.
+func (s *session) enqueue(frame []byte) {
+	s.outMu.Lock()
+	s.outQ = append(s.outQ, frame)
+	s.outMu.Unlock()
+	select {
+	case s.outWake <- struct{}{}:
+	default:
+	}
+}
+
+// send writes the queued frames in order, at most subscribe_rate of them
+// per window (Deribit cuts a connection that subscribes faster), until the
+// session ends.
+func (s *session) send() {
+	rate := s.c.up.cfg.SubscribeRate
+	var sent []time.Time // the last rate.N writes
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-s.outWake:
+		}
+		for {
+			s.outMu.Lock()
+			if len(s.outQ) == 0 {
+				s.outMu.Unlock()
+				break
+			}
+			f := s.outQ[0]
+			s.outQ[0] = nil
+			s.outQ = s.outQ[1:]
+			s.outMu.Unlock()
+			if rate.N > 0 {
+				if len(sent) == rate.N {
+					if d := time.Until(sent[0].Add(rate.Per)); d > 0 {
+						if timer == nil {
+							timer = time.NewTimer(d)
+						} else {
+							timer.Reset(d)
+						}
+						select {
+						case <-s.quit:
+							return
+						case <-timer.C:
+						}
+					}
+					sent = sent[1:]
+				}
+				sent = append(sent, time.Now())
+			}
+			if err := s.write(f); err != nil {
+				s.fail(fmt.Errorf("subscribe: %w", err))
+				return
+			}
+		}
+	}
 }
 
 // write sends one rendered frame through the framing. A session that is

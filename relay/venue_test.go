@@ -58,10 +58,13 @@ type venueConfig struct {
 	token     string          // required ?token=; POST /bullet gives it
 	pathSym   bool            // /ws/<sym> streams <sym> with no subscribe
 	textNoise bool            // also send a non-JSON text frame now and then
+	subRate   Rate            // subscribes per window and connection; past it the connection is closed (4008)
+	silent    map[string]bool // acked but never pushed
 }
 
 type vconn struct {
 	ws     *websocket.Conn
+	subs_  []time.Time // recent subscribes, for subRate
 	mu     sync.Mutex
 	subs   map[string]bool
 	pongs  map[uint64]bool
@@ -197,6 +200,18 @@ func (v *testVenue) serveWS(w http.ResponseWriter, r *http.Request) {
 			ws.Close(4000, "subscribe before welcome")
 			return
 		}
+		if m.Op == "sub" && v.cfg.subRate.N > 0 {
+			now := time.Now()
+			for len(c.subs_) > 0 && now.Sub(c.subs_[0]) >= v.cfg.subRate.Per {
+				c.subs_ = c.subs_[1:]
+			}
+			if len(c.subs_) >= v.cfg.subRate.N {
+				v.send(c, `{"error":"too_many_requests"}`)
+				ws.Close(4008, "too many requests")
+				return
+			}
+			c.subs_ = append(c.subs_, now)
+		}
 		switch m.Op {
 		case "sub":
 			id := uint64(0)
@@ -276,6 +291,10 @@ func (v *testVenue) pump() {
 		}
 		frames := map[string]string{}
 		for s := range bySym {
+			if v.cfg.silent[s] {
+				delete(bySym, s)
+				continue
+			}
 			v.seq[s]++
 			frames[s] = fmt.Sprintf(`{"sym":%q,"seq":%d,"px":"1.%d"}`, s, v.seq[s], v.seq[s])
 		}

@@ -47,6 +47,7 @@ type upstreamConfig struct {
 	DialTimeout          string            `yaml:"dial_timeout"`
 	InsecureSkipVerify   bool              `yaml:"insecure_skip_verify"`
 	DialRate             string            `yaml:"dial_rate"`
+	SubscribeRate        string            `yaml:"subscribe_rate"`
 	MaxConnections       *int              `yaml:"max_connections"`
 	SymbolsPerConnection *int              `yaml:"symbols_per_connection"`
 	Route                *routeConfig      `yaml:"route"`
@@ -394,6 +395,9 @@ func (u upstreamConfig) toRelay(key string) (relay.UpstreamConfig, error) {
 	}
 	if uc.DialRate, err = relay.ParseRate(u.DialRate); err != nil {
 		return uc, usagef("%s.dial_rate: %v", key, err)
+	}
+	if uc.SubscribeRate, err = relay.ParseRate(u.SubscribeRate); err != nil {
+		return uc, usagef("%s.subscribe_rate: %v", key, err)
 	}
 	return uc, nil
 }

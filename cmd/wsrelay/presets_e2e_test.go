@@ -45,6 +45,16 @@ type presetCase struct {
 	keepalive time.Duration
 	// extra config lines (timings shortened through the normal keys).
 	extra string
+	// endpoint is the config line that points the preset at the fake;
+	// default url: the fake's WebSocket URL.
+	endpoint func(f venuefake.Fake, base string) string
+}
+
+func (tc presetCase) endpointLine(f venuefake.Fake, base string) string {
+	if tc.endpoint != nil {
+		return tc.endpoint(f, base)
+	}
+	return fmt.Sprintf("    url: %q\n", f.WSURL(base))
 }
 
 const presetScale = 0.02
@@ -105,6 +115,60 @@ func presetCases() []presetCase {
 			symbols: []string{"BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"}, unknown: "LMRUSDT", refusal: "invalid symbol lmrusdt",
 			keepalive: 2 * time.Second,
 		},
+		{
+			preset: "bitfinex",
+			fake: func(c venuefake.Config) venuefake.Fake {
+				return venuefake.NewBitfinex(venuefake.BitfinexConfig{Config: c}) // [id,"hb"] after 0.3 s idle
+			},
+			listed:  []string{"tBTCUSD", "tETHUSD", "tSOLUSD", "tXMRBTC"},
+			symbols: []string{"tBTCUSD", "tETHUSD", "tSOLUSD", "tXMRBTC"}, unknown: "tFOOBAR", refusal: "symbol: invalid",
+			announce: true, keepalive: 2 * time.Second,
+		},
+		{
+			// Eleven instruments share one connection (symbols_per_connection
+			// 50): twelve subscribes, past the venue's burst of ten, so they
+			// must be paced (subscribe_rate, at the venue's scaled window).
+			preset: "deribit",
+			fake: func(c venuefake.Config) venuefake.Fake {
+				return venuefake.NewDeribit(venuefake.DeribitConfig{Config: c}) // test_request every 0.6 s
+			},
+			listed: []string{"BTC-PERPETUAL", "ETH-PERPETUAL", "SOL_USDC-PERPETUAL", "XRP_USDC-PERPETUAL", "BTC-27MAR26", "ETH-27MAR26",
+				"BTC-26JUN26", "ETH-26JUN26", "BTC_USDC-PERPETUAL", "ETH_USDC-PERPETUAL", "ADA_USDC-PERPETUAL"},
+			symbols: []string{"BTC-PERPETUAL", "ETH-PERPETUAL", "SOL_USDC-PERPETUAL", "XRP_USDC-PERPETUAL", "BTC-27MAR26", "ETH-27MAR26",
+				"BTC-26JUN26", "ETH-26JUN26", "BTC_USDC-PERPETUAL", "ETH_USDC-PERPETUAL", "ADA_USDC-PERPETUAL"},
+			unknown: "FOO-PERPETUAL", refusal: `"result":[]`,
+			keepalive: 2 * time.Second, extra: "    subscribe_rate: 10/100ms\n",
+		},
+		{
+			preset: "gateio",
+			fake: func(c venuefake.Config) venuefake.Fake {
+				return venuefake.NewGate(venuefake.GateConfig{Config: c}) // a silent client is cut after 0.6 s
+			},
+			listed:  []string{"BTC_USDT", "ETH_USDT", "SOL_USDT", "GT_USDT"},
+			symbols: []string{"BTC_USDT", "ETH_USDT", "SOL_USDT", "GT_USDT"}, unknown: "FOO_USDT", refusal: "unknown currency pair FOO_USDT",
+			keepalive: 2 * time.Second, extra: "    ping_interval: 200ms\n",
+		},
+		{
+			preset: "kucoin",
+			fake: func(c venuefake.Config) venuefake.Fake {
+				return venuefake.NewKuCoin(venuefake.KuCoinConfig{Config: c}) // pingInterval from the token call, scaled
+			},
+			listed:  []string{"BTC-USDT", "ETH-USDT", "SOL-USDT", "KCS-USDT"},
+			symbols: []string{"BTC-USDT", "ETH-USDT", "SOL-USDT", "KCS-USDT"}, unknown: "FOO-USDT", refusal: "is not found",
+			keepalive: 2 * time.Second,
+			endpoint: func(f venuefake.Fake, base string) string {
+				return fmt.Sprintf("    resolve: {url: %q}\n", f.(*venuefake.KuCoin).BulletURL(base))
+			},
+		},
+		{
+			preset: "bitstamp",
+			fake: func(c venuefake.Config) venuefake.Fake {
+				return venuefake.NewBitstamp(venuefake.BitstampConfig{Config: c}) // WebSocket ping every 1.1 s
+			},
+			listed:  []string{"btcusd", "ethusd", "btceur", "xrpusd"},
+			symbols: []string{"BTCUSD", "ETHUSD", "BTCEUR", "XRPUSD"}, unknown: "FOOUSD", refusal: "",
+			announce: true, keepalive: 3 * time.Second,
+		},
 	}
 }
 
@@ -140,12 +204,11 @@ func runPresetCase(t *testing.T, tc presetCase) {
 upstreams:
   - name: %[1]s
     preset: %[1]s
-    url: %[2]s
-    symbols: [%[3]s]
+%[2]s    symbols: [%[3]s]
     dial_rate: %[4]d/%[5]s
     stale_after: 1s
     backoff: {min: 50ms, max: 2s}
-%[6]s`, tc.preset, f.WSURL(srv.URL), strings.Join(syms, ", "), limit, window, tc.extra)
+%[6]s`, tc.preset, tc.endpointLine(f, srv.URL), strings.Join(syms, ", "), limit, window, tc.extra)
 	path := filepath.Join(t.TempDir(), "wsrelay.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -366,7 +429,7 @@ func TestPresetChannelsRelayWithTheirFields(t *testing.T) {
 					sym = fmt.Sprintf("{name: %s, ref: %q}", name, ref)
 				}
 				path := filepath.Join(t.TempDir(), "wsrelay.yaml")
-				cfg := fmt.Sprintf("upstreams:\n  - name: v\n    preset: %s\n    channel: %s\n    url: %q\n    symbols: [%s]\n%s", tc.preset, ch, f.WSURL(srv.URL), sym, tc.extra)
+				cfg := fmt.Sprintf("upstreams:\n  - name: v\n    preset: %s\n    channel: %s\n%s    symbols: [%s]\n%s", tc.preset, ch, tc.endpointLine(f, srv.URL), sym, tc.extra)
 				if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 					t.Fatal(err)
 				}

@@ -4,8 +4,8 @@ import "net/http"
 
 // Fake is what every venue fake offers, so that a test can drive them
 // from one table (one row per preset). *Binance, *OKX, *Bybit,
-// *Coinbase, *Kraken and *HTX implement it; all methods are safe for
-// concurrent use.
+// *Coinbase, *Kraken, *HTX, *Bitfinex, *Deribit, *Gate, *KuCoin and
+// *Bitstamp implement it; all methods are safe for concurrent use.
 type Fake interface {
 	http.Handler
 	// Close ends every connection and waits for every goroutine; it is
