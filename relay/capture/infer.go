@@ -226,7 +226,10 @@ func rate(c *Capture, sum *SocketSummary, opts Options) {
 					}
 				case recOpaque:
 					opaqueN++
-					if opaque == nil {
+					// Describe the frame that says most: one with a compressed
+					// stream inside, else the first.
+					if opaque == nil || (!strings.Contains(describeOpaque(opaque, opts.ReadLimit), "zlib") && opaqueN <= 50 &&
+						strings.Contains(describeOpaque(r.input, opts.ReadLimit), "zlib")) {
 						opaque = r.input
 					}
 				case recText:

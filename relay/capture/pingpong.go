@@ -263,6 +263,9 @@ func clientPings(recs [][]record, res *pingResult) {
 		sorted := slices.Clone(best.intervals)
 		slices.Sort(sorted)
 		median = sorted[len(sorted)/2]
+		if len(sorted)%2 == 0 {
+			median = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+		}
 		steady := median > 0
 		for _, d := range best.intervals {
 			if d < median*65/100 || d > median*135/100 {

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/wsrelay/wsrelay/relay"
 )
 
 // Report writes a short account of the inference for a terminal: the
@@ -56,16 +58,46 @@ func (r *Result) Report(w io.Writer) {
 	}
 }
 
-// ReportKinds writes the received frames by kind, with counts and a
-// sample of each (probe's summary).
-func (r *Result) ReportKinds(w io.Writer) {
+// ReportKinds writes the received frames by kind, with counts, what the
+// config makes of them and a sample of each (probe's summary).
+func (r *Result) ReportKinds(w io.Writer) { WriteKinds(w, r.Kinds) }
+
+// WriteKinds writes a table of frame kinds.
+func WriteKinds(w io.Writer, kinds []Kind) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  count\tkind\trole\tsample")
-	for _, k := range r.Kinds {
+	for _, k := range kinds {
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\n", k.Count, truncateString(k.Kind, 48), k.Role, k.Sample)
 	}
 	_ = tw.Flush()
 }
+
+// SessionKinds summarises what a session received, by kind, when no
+// config could be inferred (the roles are then unknown). Samples are
+// redacted.
+func SessionKinds(s *Session) []Kind {
+	framing, _, _ := detectFraming([]Session{*s})
+	if framing == "" {
+		framing = relay.FramingJSON
+	}
+	dec, err := newDecoder(framing, relay.DefaultReadLimit)
+	if err != nil {
+		return nil
+	}
+	var recs []record
+	for fi, f := range s.Frames {
+		recs = dec.decode(recs, 0, fi, f)
+	}
+	out := kinds([][]record{recs})
+	for i := range out {
+		out[i].Role = "?"
+	}
+	return out
+}
+
+// RedactedURL is a URL as reports show it: credentials and session ids in
+// it hidden unless keep.
+func RedactedURL(raw string, keep bool) string { return displayURL(raw, keep) }
 
 // lowest is the lowest confidence of the inferred keys.
 func (r *Result) lowest() Confidence {

@@ -357,7 +357,7 @@ func symbolList(refs, extra []string) ([]relay.Symbol, Note) {
 		add(s, ref)
 		added++
 	}
-	n := note(High, "the symbols the page subscribed")
+	n := note(High, "the symbols subscribed in the capture")
 	if added > 0 {
 		n.Why += fmt.Sprintf(", and %s from -symbol", plural(added, "symbol", "symbols"))
 	}
