@@ -85,7 +85,7 @@ func probeCmd(ctx context.Context, args []string, _ func(string) string, stdout,
 		}
 	}
 	res, ierr := capture.Infer(&capture.Capture{Creator: "wsrelay probe", Entries: 1, Sessions: []capture.Session{*s}},
-		capture.Options{Symbols: symbols, KeepSecrets: *keep, Source: "a probe of " + capture.RedactedURL(s.URL, *keep)})
+		capture.Options{Symbols: symbols, KeepSecrets: *keep, Live: true, Source: "a probe of " + capture.RedactedURL(s.URL, *keep)})
 	if ierr != nil {
 		if k := capture.SessionKinds(s); len(k) > 0 {
 			capture.WriteKinds(stderr, k)

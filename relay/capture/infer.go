@@ -27,6 +27,9 @@ type Options struct {
 	Source string
 	// ReadLimit caps a decompressed frame (default relay.DefaultReadLimit).
 	ReadLimit int64
+	// Live marks a probe's recording: hints name probe's flags instead
+	// of the browser's DevTools.
+	Live bool
 }
 
 // Upstream is an inferred upstream: the keys of one upstreams[] entry of
@@ -248,10 +251,12 @@ func rate(c *Capture, sum *SocketSummary, opts Options) {
 		sum.Problem = fmt.Sprintf("the frames are in a separate file (%s): Playwright saved the HAR in attach mode; record with content: 'embed' or unzip and use the .har with embedded frames", file)
 	case noFrames:
 		sum.Problem = "the HAR has the socket but none of its frames (Firefox and Safari do not export them; use Chrome, Edge, Playwright ≥ 1.61 or mitmproxy)"
+	case sum.In == 0 && sum.Out == 0 && opts.Live:
+		sum.Problem = "the server sent nothing: most feeds wait for a subscribe (give it with -send)"
 	case sum.In == 0 && sum.Out == 0:
 		sum.Problem = "no frames were recorded (DevTools must be open before the page opens its socket: Preserve log, reload)"
 	case sum.In == 0:
-		sum.Problem = fmt.Sprintf("the page sent %s but the server sent nothing back", plural(sum.Out, "frame", "frames"))
+		sum.Problem = fmt.Sprintf("%s sent but the server sent nothing back", plural(sum.Out, "frame was", "frames were"))
 	case sum.JSON == 0 && b64gzip > 0:
 		sum.Problem = fmt.Sprintf("%s are base64 text of gzip data: the relay inflates binary frames only", plural(b64gzip, "received frame", "received frames"))
 	case sum.JSON == 0 && opaqueN > 0:
