@@ -16,7 +16,9 @@ import (
 )
 
 // fixture is a hand-kept HAR of relay/capture/testdata.
-func fixture(name string) string { return filepath.Join("..", "..", "relay", "capture", "testdata", name) }
+func fixture(name string) string {
+	return filepath.Join("..", "..", "relay", "capture", "testdata", name)
+}
 
 // runCmd runs the program as main does and returns stdout, stderr (with
 // the error line main prints) and the exit code.
@@ -84,11 +86,11 @@ func TestImportNoSecrets(t *testing.T) {
 		"secrets.har": {"Zk8sJ3nQ5vX2mL9pR4tW7yB1", "Pq4Lm8Nx2Vb6Rt0Ws3Yz9Kd1", "eyJhbGciOiJIUzI1NiJ9", "c2VjcmV0c2lnbmF0dXJlMTIz",
 			"Xk7Yq2Wm9Pl4Rn8Ts1Vb6Zc3", "ak-3f9c2e71b8d44a0e", "Hunter2Passw0rd!", "Wm9vTGFuZDk4N2R1Y2tzMTIzNDU2Nzg5MGFiY2RlZg",
 			"tK7pQ2wE9rT4yU1iO8aS5dF3gH6j", "Fk39sLq0ZpV7mW2xR8nT4yQ"},
-		"sfs2x.har":     {"7Hq2Lm9Xv4Rt8Yp1Zs6Kw3Nb", "Jd8Fk2Lq7Wm4Xz9Rv3Tb6Ny1", "9c1e5a77b2d04f0e8a6b3c21d9f47e10"},
-		"signalr.har":   {"Mk3nB8vC2xZ7lQ9wE4rT1yU6"},
-		"socketio.har":  {"Qm2vX8kL4pN7rT1wAAAB"},
-		"protobuf.har":  {},
-		"firefox.har":   {},
+		"sfs2x.har":            {"7Hq2Lm9Xv4Rt8Yp1Zs6Kw3Nb", "Jd8Fk2Lq7Wm4Xz9Rv3Tb6Ny1", "9c1e5a77b2d04f0e8a6b3c21d9f47e10"},
+		"signalr.har":          {"Mk3nB8vC2xZ7lQ9wE4rT1yU6"},
+		"socketio.har":         {"Qm2vX8kL4pN7rT1wAAAB"},
+		"protobuf.har":         {},
+		"firefox.har":          {},
 		"playwright-embed.har": {},
 	}
 	for name, vals := range secrets {
