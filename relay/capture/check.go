@@ -8,7 +8,7 @@ import (
 )
 
 // Check is the replay of every received record of the capture through the
-// inferred frame rules.
+// relay's own frame rules, built from the inferred config.
 type Check struct {
 	Frames     int // records replayed
 	Quotes     int // published
@@ -16,23 +16,16 @@ type Check struct {
 	Heartbeats int
 	Ignored    int
 	// Mismatches counts records the rules treat otherwise than the
-	// inference expects (a quote not published, a ping answered wrongly,
-	// another frame published); First describes the first one.
+	// inference expects (a quote not published or published differently, a
+	// ping answered otherwise than the page did, another frame published);
+	// First describes the first one.
 	Mismatches int
 	First      string
-	// ByRelay is true when the relay's own FrameRules did the replay; false
-	// when the rules use keys this build of the relay lacks and the
-	// import's reading of DESIGN's rule semantics did it.
-	ByRelay bool
 }
 
 func (c Check) String() string {
-	by := "the relay's frame rules"
-	if !c.ByRelay {
-		by = "the import's reading of the frame rules"
-	}
-	s := fmt.Sprintf("%s replayed through %s: %d quotes, %d pings answered, %d heartbeats, %d ignored, %s",
-		plural(c.Frames, "received frame", "received frames"), by, c.Quotes, c.Pings, c.Heartbeats, c.Ignored,
+	s := fmt.Sprintf("%s replayed through the relay's frame rules: %d quotes, %d pings answered, %d heartbeats, %d ignored, %s",
+		plural(c.Frames, "received frame", "received frames"), c.Quotes, c.Pings, c.Heartbeats, c.Ignored,
 		plural(c.Mismatches, "mismatch", "mismatches"))
 	if c.First != "" {
 		s += " (first: " + c.First + ")"
@@ -40,22 +33,48 @@ func (c Check) String() string {
 	return s
 }
 
-// selfCheck replays the received records through the rules of up.
+// RelayConfig returns the upstream as the relay's config type (what
+// `serve -config` builds from the YAML, symbols included).
+func (u *Upstream) RelayConfig() relay.UpstreamConfig {
+	rc := relay.UpstreamConfig{
+		Name: u.Name, URL: u.URL, Framing: u.Framing, Subscribe: u.Subscribe, Unsubscribe: u.Unsubscribe,
+		Symbols: u.Symbols, Extract: u.Extract, Decompress: u.Decompress, AppPing: u.AppPing, PingInterval: u.PingInterval,
+	}
+	if len(u.Headers) > 0 {
+		rc.Headers = map[string]string{}
+		for _, h := range u.Headers {
+			rc.Headers[h.Name] = h.Value
+		}
+	}
+	if u.Accept.Match != "" || u.Accept.Equals != nil {
+		rc.Accept = []relay.Matcher{u.Accept.relay()}
+	}
+	if u.Pong != nil {
+		rc.Pong = []relay.PongRule{{Matcher: u.Pong.Matcher.relay(), Reply: u.Pong.Reply}}
+	}
+	for _, h := range u.Heartbeat {
+		rc.Heartbeat = append(rc.Heartbeat, h.relay())
+	}
+	return rc
+}
+
+// relay converts m to the relay's matcher.
+func (m Matcher) relay() relay.Matcher {
+	return relay.Equals(m.Match, m.Equals...)
+}
+
+// selfCheck replays the received records through the relay's frame rules
+// for up: quotes must be published as the inference expects, pings
+// answered as the page answered them, and nothing else published.
 func selfCheck(up *Upstream, recs [][]record, limit int64) Check {
 	var c Check
-	var rules *relay.FrameRules
-	if up.Framing == "" && up.Accept.IsPointer() && (up.Pong == nil || up.Pong.Equals == nil) {
-		fc := relay.FrameConfig{Accept: up.Accept.Match, Extract: up.Extract, Decompress: up.Decompress, MaxSize: limit}
-		if up.Pong != nil {
-			fc.PongMatch, fc.PongReply = up.Pong.Match, up.Pong.Reply
-		}
-		var err error
-		if rules, err = relay.NewFrameRules(fc); err != nil {
-			c.Mismatches++
-			c.First = "the relay refuses the rules: " + err.Error()
-			return c
-		}
-		c.ByRelay = true
+	rc := up.RelayConfig()
+	rc.ReadLimit = limit
+	rules, err := rc.FrameRules()
+	if err != nil {
+		c.Mismatches++
+		c.First = "the relay refuses the rules: " + err.Error()
+		return c
 	}
 	for si := range recs {
 		for ri := range recs[si] {
@@ -64,44 +83,33 @@ func selfCheck(up *Upstream, recs [][]record, limit int64) Check {
 				continue
 			}
 			c.Frames++
-			var kind relay.FrameKind
-			var data, reply []byte
-			heartbeat := false
-			if rules != nil {
-				out, err := rules.Handle(r.binary, r.input)
-				kind, data, reply = out.Kind, out.Data, out.Reply
-				if err != nil {
-					kind = relay.FrameIgnored
-				}
-				heartbeat = r.role == roleHeartbeat && kind != relay.FrameQuote
-			} else {
-				kind, data, reply, heartbeat = simulate(up, r)
+			out, err := rules.Handle(r.binary, r.input)
+			if err != nil {
+				out.Kind = relay.FrameIgnored
 			}
 			want := "ignored"
+			ok := true
 			switch r.role {
 			case roleQuote:
 				want = "a quote"
-			case rolePing:
-				want = "a ping"
-			case roleHeartbeat:
-				want = "a heartbeat"
-			}
-			ok := true
-			switch {
-			case r.role == roleQuote:
-				ok = kind == relay.FrameQuote && jsonEqual(data, expectedData(up, r))
+				ok = out.Kind == relay.FrameQuote && jsonEqual(out.Data, expectedData(up, r))
 				if ok {
 					c.Quotes++
 				}
-			case r.role == rolePing:
-				ok = kind == relay.FramePing && (r.answer == nil || bytes.Equal(compact(reply), compact(r.answer)))
+			case rolePing:
+				want = "a ping answered as the page did"
+				ok = out.Kind == relay.FramePing && (r.answer == nil || bytes.Equal(compact(out.Reply), compact(r.answer)))
 				if ok {
 					c.Pings++
 				}
-			case heartbeat:
-				c.Heartbeats++
+			case roleHeartbeat:
+				want = "a heartbeat"
+				ok = out.Kind == relay.FrameHeartbeat
+				if ok {
+					c.Heartbeats++
+				}
 			default:
-				ok = kind != relay.FrameQuote
+				ok = out.Kind != relay.FrameQuote && out.Kind != relay.FrameReject && out.Kind != relay.FrameReconnect
 				if ok {
 					c.Ignored++
 				}
@@ -124,32 +132,4 @@ func expectedData(up *Upstream, r *record) []byte {
 	}
 	v, _ := lookupNodes(r.nodes, r.doc, up.Extract)
 	return v
-}
-
-// simulate applies DESIGN §1's rule order (pong, heartbeat, accept,
-// extract) for rules the relay of this build cannot express.
-func simulate(up *Upstream, r *record) (relay.FrameKind, []byte, []byte, bool) {
-	if up.Pong != nil && up.Pong.matches(r) {
-		v, _ := lookupNodes(r.nodes, r.doc, up.Pong.Match)
-		if r.kind == recText {
-			v = r.doc
-		}
-		return relay.FramePing, nil, bytes.ReplaceAll([]byte(up.Pong.Reply), []byte("{value}"), v), false
-	}
-	for _, h := range up.Heartbeat {
-		if h.matches(r) {
-			return relay.FrameIgnored, nil, nil, true
-		}
-	}
-	if r.kind != recJSON {
-		return relay.FrameIgnored, nil, nil, false
-	}
-	if !up.Accept.matches(r) {
-		return relay.FrameIgnored, nil, nil, false
-	}
-	data := expectedData(up, r)
-	if data == nil {
-		return relay.FrameIgnored, nil, nil, false
-	}
-	return relay.FrameQuote, data, nil, false
 }

@@ -68,7 +68,7 @@ type decoder struct {
 }
 
 func newDecoder(framing string, limit int64) (*decoder, error) {
-	rules, err := relay.NewFrameRules(relay.FrameConfig{MaxSize: limit})
+	rules, err := (&relay.UpstreamConfig{ReadLimit: limit}).FrameRules()
 	if err != nil {
 		return nil, err
 	}
