@@ -193,8 +193,9 @@ func symbolsOf(t *testing.T, cfg string) []string {
 }
 
 // serveAndCheck serves cfg unchanged and waits for quotes of every symbol
-// over REST and over one SSE stream; it stops the relay before returning.
-func serveAndCheck(t *testing.T, cfg string) {
+// over REST and over one SSE stream, then runs hold (if any) while the
+// relay still runs; it stops the relay before returning.
+func serveAndCheck(t *testing.T, cfg string, hold func()) {
 	t.Helper()
 	syms := symbolsOf(t, cfg)
 	path := filepath.Join(t.TempDir(), "feed.yaml")
@@ -248,6 +249,9 @@ func serveAndCheck(t *testing.T, cfg string) {
 	}
 	if len(seen) < len(syms) {
 		t.Fatalf("SSE: quotes of %v only, want %v", seen, syms)
+	}
+	if hold != nil {
+		hold()
 	}
 	if code, body := httpGet(t, base+"/v1/symbols"); code != 200 || strings.Contains(string(body), `"state":"backoff"`) {
 		t.Errorf("symbols: %d %s", code, body)

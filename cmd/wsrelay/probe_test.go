@@ -56,7 +56,7 @@ func TestProbeDemoFeed(t *testing.T) {
 	if body(imported) != body(out) {
 		t.Errorf("import of the probe's HAR differs:\n%s\nvs\n%s", imported, out)
 	}
-	serveAndCheck(t, out)
+	serveAndCheck(t, out, nil)
 }
 
 // body drops comments: the configs of probe and import differ only there.
