@@ -120,7 +120,7 @@ func toMilliseconds(t float64) float64 {
 
 // isoTime is Date.toJSON of a time in seconds since the epoch.
 func isoTime(sec float64) string {
-	return time.UnixMicro(int64(math.Round(sec*1e6))).UTC().Format("2006-01-02T15:04:05.000Z")
+	return time.UnixMicro(int64(math.Round(sec * 1e6))).UTC().Format("2006-01-02T15:04:05.000Z")
 }
 
 // httpVersion is NetworkRequest.requestHttpVersion/responseHttpVersion:
