@@ -11,6 +11,7 @@ import (
 
 	"github.com/wsrelay/wsrelay/relay/capture/chromerec"
 	"github.com/wsrelay/wsrelay/relay/capture/testsite"
+	"github.com/wsrelay/wsrelay/relay/venuefake"
 )
 
 // These tests go from a capture to SSE: a market page on a local test
@@ -84,47 +85,73 @@ func TestRoundTripSeed(t *testing.T) {
 	serveAndCheck(t, cfg, nil)
 }
 
-// TestRoundTripTextPing: an OKX-like feed that closes silent clients; the
-// page pings with the text "ping" and gets "pong". The config must ping
-// the same way, and the feed must close none of the relay's connections.
+// TestRoundTripTextPing: OKX (relay/venuefake's strict fake) closes a
+// connection that has received nothing for 30 s; the page pings with the
+// text "ping" and gets "pong". The config must ping the same way: with
+// the fake's pushes frozen, only the pongs to the relay's pings keep its
+// connections open past the idle limit.
 func TestRoundTripTextPing(t *testing.T) {
-	okx := testsite.NewOKX(testsite.OKXConfig{Rate: 20, Idle: 1500 * time.Millisecond})
+	okx := venuefake.NewOKX(venuefake.OKXConfig{Config: venuefake.Config{TimeScale: 0.05}})
 	srv := httptest.NewServer(okx)
 	defer srv.Close()
 	defer okx.Close()
-	har := recordPage(t, testsite.PageConfig{Proto: "okx", WS: wsURLOf(srv), Symbols: []string{"BTC-USDT", "ETH-USDT"}, Quotes: 5, PingMillis: 300})
+	har := recordPage(t, testsite.PageConfig{Proto: "okx", WS: okx.WSURL(srv.URL), Symbols: []string{"BTC-USDT", "ETH-USDT"}, Quotes: 5, PingMillis: 300})
 	cfg := importHAR(t, har, `subscribe: '{"op":"subscribe","args":[{"channel":"tickers","instId":"{symbol}"}]}'`,
 		"symbols: [BTC-USDT, ETH-USDT]", "accept: /data", "app_ping: ping", "ping_interval: 300ms", `heartbeat: {match: "", equals: pong}`)
-	idle := okx.Stats.IdleCloses.Load()
+	closes := len(okx.Closes())
 	serveAndCheck(t, cfg, func() {
-		// Twelve pings at 300 ms on two connections: longer than the idle rule.
-		pings := okx.Stats.Pings.Load()
-		waitFor(t, "the relay's pings", 15*time.Second, func() bool { return okx.Stats.Pings.Load() >= pings+12 })
-		if n := okx.Stats.IdleCloses.Load(); n != idle {
-			t.Errorf("the feed closed %d silent connections while the relay ran", n-idle)
+		okx.SetPushing(false)
+		defer okx.SetPushing(true)
+		// Idle is 30 s × 0.05 = 1.5 s: twelve pings at 300 ms on two
+		// connections take longer.
+		pings := countPings(okx.Received())
+		waitFor(t, "the relay's pings", 15*time.Second, func() bool { return countPings(okx.Received()) >= pings+12 })
+		if c := okx.Closes(); len(c) != closes {
+			t.Errorf("the fake closed connections while the relay ran: %q", c[closes:])
 		}
 	})
 }
 
-// TestRoundTripGzip: an HTX-like feed with gzip binary frames that pings
-// with {"ping":n} and closes clients that miss two; the page answers
+func countPings(received []string) int {
+	n := 0
+	for _, r := range received {
+		if r == "ping" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRoundTripGzip: HTX (relay/venuefake) sends gzip binary frames, pings
+// with {"ping":n} and closes a client that misses two; the page answers
 // {"pong":n}. The config must inflate the frames and answer the pings.
 func TestRoundTripGzip(t *testing.T) {
-	htx := testsite.NewHTX(testsite.HTXConfig{Rate: 20, PingEvery: 250 * time.Millisecond})
+	htx := venuefake.NewHTX(venuefake.HTXConfig{Config: venuefake.Config{TimeScale: 0.05}})
 	srv := httptest.NewServer(htx)
 	defer srv.Close()
 	defer htx.Close()
-	har := recordPage(t, testsite.PageConfig{Proto: "htx", WS: wsURLOf(srv), Symbols: []string{"btcusdt", "ethusdt"}, Quotes: 5, Pongs: 3})
+	har := recordPage(t, testsite.PageConfig{Proto: "htx", WS: htx.WSURL(srv.URL), Symbols: []string{"btcusdt", "ethusdt"}, Quotes: 5, Pongs: 3})
 	cfg := importHAR(t, har, `subscribe: '{"sub":"market.{symbol}.ticker","id":"id{id}"}'`, "symbols: [btcusdt, ethusdt]",
 		"accept: /tick", "decompress: auto", `pong: {match: /ping, reply: '{"pong":{value}}'}`)
-	idle := htx.Stats.IdleCloses.Load()
+	closes := len(htx.Closes())
 	serveAndCheck(t, cfg, func() {
-		pongs := htx.Stats.Pings.Load()
-		waitFor(t, "the relay's pongs", 15*time.Second, func() bool { return htx.Stats.Pings.Load() >= pongs+8 })
-		if n := htx.Stats.IdleCloses.Load(); n != idle {
-			t.Errorf("the feed closed %d connections for missed pings while the relay ran", n-idle)
+		// Pings every 5 s × 0.05 = 250 ms; two missed close the connection.
+		pongs := countPongs(htx.Received())
+		waitFor(t, "the relay's pongs", 15*time.Second, func() bool { return countPongs(htx.Received()) >= pongs+8 })
+		if c := htx.Closes(); len(c) != closes {
+			t.Errorf("the fake closed connections while the relay ran: %q", c[closes:])
 		}
 	})
+}
+
+func countPongs(received []string) int {
+	n := 0
+	for _, r := range received {
+		if strings.HasPrefix(r, `{"pong":`) {
+			n++
+		}
+	}
+	return n
 }
 
 // TestImportChromiumRecordings: captures recorded once in Chromium by the

@@ -1,3 +1,11 @@
+// Package testsite serves a small market web page for tests of `wsrelay
+// import`: it opens a WebSocket and subscribes the way such pages do, in
+// the dialects import must handle: the seed protocol (relay/simfeed),
+// OKX (JSON, the page pings with the text "ping" and gets "pong") and HTX
+// (gzip binary frames, the server pings {"ping":n}, the page answers
+// {"pong":n}); the feeds are relay/simfeed and relay/venuefake. Recorded
+// in Chromium (chromerec), the page gives real DevTools captures. It is
+// test infrastructure, like relay/faultnet.
 package testsite
 
 import (
