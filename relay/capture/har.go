@@ -378,4 +378,3 @@ func (h *harReader) expectDelim(want json.Delim, msg string) error {
 	}
 	return nil
 }
-
