@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -48,6 +49,18 @@ type Capture struct {
 	// Skipped counts entries that could not be decoded (a field of an
 	// unexpected type); they are left out.
 	Skipped int
+	// Polling are Engine.IO long-polling requests (Socket.IO before its
+	// upgrade to WebSocket): a page often connects and subscribes there.
+	Polling []Polling
+}
+
+// Polling is one Engine.IO long-polling request: the payload the page
+// POSTed, or the one a GET received (when the HAR has response bodies).
+type Polling struct {
+	SID     string // the session id in the URL ("" for the handshake)
+	Sent    bool
+	At      time.Time
+	Payload string // packets separated by 0x1E (Engine.IO v4)
 }
 
 // harEntry is the part of a HAR entry that is read. Fields whose type
@@ -55,16 +68,21 @@ type Capture struct {
 type harEntry struct {
 	ResourceType string `json:"_resourceType"`
 	Request      struct {
-		Method  string          `json:"method"`
-		URL     string          `json:"url"`
-		Headers json.RawMessage `json:"headers"`
-		Cookies json.RawMessage `json:"cookies"`
+		Method   string          `json:"method"`
+		URL      string          `json:"url"`
+		Headers  json.RawMessage `json:"headers"`
+		Cookies  json.RawMessage `json:"cookies"`
+		PostData struct {
+			Text smallText `json:"text"`
+		} `json:"postData"`
 	} `json:"request"`
 	Response struct {
 		Status  json.RawMessage `json:"status"`
 		Headers json.RawMessage `json:"headers"`
 		Content struct {
-			File string `json:"_file"`
+			File     string    `json:"_file"`
+			Text     smallText `json:"text"`
+			Encoding string    `json:"encoding"`
 		} `json:"content"`
 	} `json:"response"`
 	StartedDateTime string        `json:"startedDateTime"`
@@ -277,6 +295,7 @@ func (h *harReader) readEntry() error {
 	isSocket := e.Messages != nil || strings.EqualFold(e.ResourceType, "websocket") ||
 		(status == 101 && isWS) || scheme == "ws" || scheme == "wss"
 	if !isSocket {
+		h.polling(&e)
 		return nil
 	}
 	s := Session{
@@ -294,6 +313,40 @@ func (h *harReader) readEntry() error {
 	}
 	h.c.Sessions = append(h.c.Sessions, s)
 	return nil
+}
+
+// polling keeps an Engine.IO long-polling request's payload.
+func (h *harReader) polling(e *harEntry) {
+	u, err := url.Parse(e.Request.URL)
+	if err != nil || !strings.Contains(u.Path, "/socket.io") || u.Query().Get("transport") != "polling" {
+		return
+	}
+	p := Polling{SID: u.Query().Get("sid")}
+	if t, err := time.Parse(time.RFC3339Nano, e.StartedDateTime); err == nil {
+		p.At = t
+	}
+	if strings.EqualFold(e.Request.Method, "POST") {
+		p.Sent, p.Payload = true, e.Request.PostData.Text.s
+	} else {
+		p.Payload = e.Response.Content.Text.s
+		if e.Response.Content.Encoding == "base64" {
+			p.Payload = string(decodeBase64(p.Payload))
+		}
+	}
+	if p.Payload != "" && len(h.c.Polling) < h.opts.MaxFrames {
+		h.c.Polling = append(h.c.Polling, p)
+	}
+}
+
+// smallText is a string field kept only when short: polling payloads are
+// small, response bodies of other entries may be huge and are not needed.
+type smallText struct{ s string }
+
+func (t *smallText) UnmarshalJSON(b []byte) error {
+	if len(b) > 1<<20 || len(b) == 0 || b[0] != '"' {
+		return nil
+	}
+	return json.Unmarshal(b, &t.s)
 }
 
 // addMessage normalises one captured message into s.

@@ -97,6 +97,14 @@ func TestReadHARWriters(t *testing.T) {
 		t.Fatalf("legacy %+v", old)
 	}
 
+	// Socket.IO's long-polling requests are kept (POST bodies, GET
+	// responses), with their sid.
+	sio := readFixture(t, "socketio-polling.har")
+	if len(sio.Polling) != 5 || !sio.Polling[3].Sent || sio.Polling[3].SID != "Qm2vX8kL4pN7rT1wAAAB" ||
+		sio.Polling[3].Payload != "42[\"subscribe\",\"AAPL\"]\x1e42[\"subscribe\",\"MSFT\"]" {
+		t.Fatalf("polling %+v", sio.Polling)
+	}
+
 	// Several sockets, a reconnect among them.
 	if multi := readFixture(t, "multi-socket.har"); len(multi.Sessions) != 3 || multi.Entries != 4 {
 		t.Fatalf("multi: %d sessions, %d entries", len(multi.Sessions), multi.Entries)

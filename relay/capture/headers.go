@@ -79,6 +79,6 @@ func inferHeaders(c *Capture, s Session, keep bool, up *Upstream) {
 		up.Comments["headers"] = append(up.Comments["headers"], fmt.Sprintf("left out: %s, credentials the browser sent; %s", what, hint))
 	}
 	if !c.AnyCookie && strings.Contains(c.Creator, "WebInspector") && len(left) == 0 && !keep {
-		up.Comments["headers"] = append(up.Comments["headers"], "the HAR holds no cookie at all: Chrome exports sanitized HARs by default; if the handshake needs the page's session, export with sensitive data and rerun with -keep-secrets")
+		up.Hints["headers"] = append(up.Hints["headers"], "the HAR holds no cookie at all: Chrome exports sanitized HARs by default; if the handshake needs the page's session, export with sensitive data and rerun with -keep-secrets")
 	}
 }

@@ -51,8 +51,9 @@ type Upstream struct {
 	Decompress   string
 	// Notes say, per config key, how sure the inference is and why.
 	Notes map[string]Note
-	// Comments are said in the entry: what was left out, hints.
-	Comments map[string][]string
+	// Comments are said in the entry and in the report: what was left
+	// out and why. Hints are said in the entry only.
+	Comments, Hints map[string][]string
 	// NeedsNewKeys is true when the entry uses keys or template variables
 	// beyond accept-as-pointer, one subscribe template and {symbol}.
 	NeedsNewKeys bool
@@ -102,6 +103,7 @@ func Infer(c *Capture, opts Options) (*Result, error) {
 		opts.ReadLimit = relay.DefaultReadLimit
 	}
 	res := &Result{Source: opts.Source}
+	c = withPolling(c)
 	if len(c.Sessions) == 0 {
 		return nil, fmt.Errorf("%w: no WebSocket among the HAR's %s; record with DevTools open before the page opens its socket "+
 			"(Network tab, Preserve log, reload), then save all as HAR", ErrCannotRelay, plural(c.Entries, "entry", "entries"))
@@ -280,7 +282,14 @@ func inferSocket(c *Capture, cand SocketSummary, opts Options, res *Result) erro
 		}
 	}
 	first := c.Sessions[cand.sessions[0]]
-	up := Upstream{Notes: map[string]Note{}, Comments: map[string][]string{}}
+	up := Upstream{Notes: map[string]Note{}, Comments: map[string][]string{}, Hints: map[string][]string{}}
+	polled := 0
+	for _, si := range cand.sessions {
+		polled += c.Sessions[si].Polled
+	}
+	if polled > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s came by Socket.IO long-polling before the upgrade to WebSocket; they are read as frames of the socket", plural(polled, "packet", "packets")))
+	}
 	if cand.Framing != relay.FramingJSON {
 		up.Framing = cand.Framing
 		_, why, _ := detectFraming([]Session{first})
@@ -337,6 +346,7 @@ func inferSocket(c *Capture, cand SocketSummary, opts Options, res *Result) erro
 	up.Name = opts.Name
 	if up.Name == "" {
 		up.Name = upstreamName(up.URL)
+		up.Notes["name"] = note(High, "from the host; any name will do")
 	}
 
 	inferHeaders(c, first, opts.KeepSecrets, &up)

@@ -129,6 +129,8 @@ func TestInferFixtures(t *testing.T) {
 		{"no-opcode.har", Options{}, want{accept: "/tick", decompress: "auto", pong: `/ping -> {"pong":{value}}`}},
 		{"socketio.har", Options{}, want{url: "wss://live.example-scores.com/socket.io/?EIO=4&transport=websocket", framing: "socketio",
 			subscribe: []string{`["subscribe","{symbol}"]`}, symbols: []string{"AAPL", "MSFT"}, accept: `/0 = "quote"`, extract: "/1"}},
+		{"socketio-polling.har", Options{}, want{url: "wss://live.example-scores.com/socket.io/?EIO=4&transport=websocket", framing: "socketio",
+			subscribe: []string{`["subscribe","{symbol}"]`}, symbols: []string{"AAPL", "MSFT"}, accept: `/0 = "quote"`, extract: "/1"}},
 		{"signalr.har", Options{}, want{url: "wss://fx.example-broker.com/hubs/quotes", framing: "signalr",
 			subscribe: []string{`{"arguments":["{symbol}"],"invocationId":"{id}","target":"Subscribe","type":1}`},
 			symbols:   []string{"EURUSD", "GBPUSD"}, accept: `/target = "ReceiveQuote"`, extract: "/arguments/0"}},

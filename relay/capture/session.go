@@ -40,6 +40,9 @@ type Session struct {
 	// Control counts control frames (close, ping, pong opcodes) some
 	// writers record; they are not kept.
 	Control int
+	// Polled counts the frames in front of Frames that came from
+	// Socket.IO's long-polling requests before the upgrade (see Capture.Polling).
+	Polled int
 }
 
 // Header is one header (or cookie, or query parameter) as name and value.

@@ -24,7 +24,14 @@ func (r *Result) YAML() []byte {
 			lines = append(lines, n.String())
 		}
 		lines = append(lines, u.Comments[key]...)
-		k.HeadComment = comment(lines)
+		lines = append(lines, u.Hints[key]...)
+		if len(entry.Content) == 0 && len(lines) == 1 && v.Kind == yaml.ScalarNode {
+			// The first key of a list item cannot carry a head comment
+			// (it would follow the "- "): said at the end of its line.
+			v.LineComment = "# " + lines[0]
+		} else {
+			k.HeadComment = comment(lines)
+		}
 		entry.Content = append(entry.Content, k, v)
 	}
 	add("name", str(u.Name))
@@ -40,6 +47,7 @@ func (r *Result) YAML() []byte {
 		add("headers", m)
 	} else {
 		pending = append(pending, u.Comments["headers"]...) // nothing kept, but something to say
+		pending = append(pending, u.Hints["headers"]...)
 	}
 	if len(u.Subscribe) > 0 {
 		add("subscribe", templates(u.Subscribe))

@@ -114,7 +114,47 @@ func Record(ctx context.Context, cfg Config) ([]byte, error) {
 			}
 		}
 	}
+	rec.fetchBodies(tctx)
 	return rec.har(ua, cfg.Sanitize)
+}
+
+// fetchBodies gets what "Export HAR (with content)" adds: the response
+// body of every finished request that is not a socket, and request bodies
+// Chrome did not put in the event. Errors leave the body out (an evicted
+// resource), as DevTools does.
+func (r *recorder) fetchBodies(ctx context.Context) {
+	r.mu.Lock()
+	var reqs []*request
+	for _, req := range r.order {
+		if req.resourceType != "websocket" && req.endTime != -1 {
+			reqs = append(reqs, req)
+		}
+	}
+	r.mu.Unlock()
+	_ = chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for _, req := range reqs {
+			id := network.RequestID(req.id)
+			body, err := cdp.Call(ctx, t, network.GetResponseBody, network.GetResponseBodyParams{RequestID: id})
+			var post []byte
+			r.mu.Lock()
+			needPost := req.hasPost && len(req.postData) == 0
+			r.mu.Unlock()
+			if needPost {
+				if p, err := cdp.Call(ctx, t, network.GetRequestPostData, network.GetRequestPostDataParams{RequestID: id}); err == nil {
+					post = []byte(p.PostData)
+				}
+			}
+			r.mu.Lock()
+			if err == nil {
+				req.body, req.bodyBase64 = body.Body, body.Base64encoded
+			}
+			if post != nil {
+				req.postData = post
+			}
+			r.mu.Unlock()
+		}
+		return nil
+	}))
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -39,6 +39,10 @@ type request struct {
 	endTime       float64 // -1 while open
 	transferSize  float64
 	frames        []frame
+	hasPost       bool
+	postData      []byte
+	body          []byte // response body (fetched after the page is done)
+	bodyBase64    bool
 }
 
 // frame is one entry of NetworkRequest.frames(): {type, time, opCode, text}.
@@ -118,6 +122,10 @@ func (r *recorder) onEvent(ev any) {
 		req := &request{id: string(e.RequestID), url: e.Request.URL, method: e.Request.Method, resourceType: strings.ToLower(string(e.Type)),
 			priority: &prio, initiator: e.Initiator, issueTime: float64(e.Timestamp), wallIssueTime: float64(e.WallTime),
 			reqHeaders: e.Request.Headers, responseTime: -1, endTime: -1}
+		req.hasPost = e.Request.HasPostData
+		for _, pe := range e.Request.PostDataEntries {
+			req.postData = append(req.postData, pe.Bytes...)
+		}
 		r.byID[req.id] = req
 		r.order = append(r.order, req)
 		if e.Type == network.ResourceTypeDocument && r.pageURL == "" {

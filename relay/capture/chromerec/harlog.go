@@ -1,6 +1,8 @@
 package chromerec
 
 import (
+	"encoding/base64"
+	"fmt"
 	"math"
 	"net/url"
 	"strconv"
@@ -68,14 +70,20 @@ type harEntry struct {
 }
 
 type harRequest struct {
-	Method      string      `json:"method"`
-	URL         string      `json:"url"`
-	HTTPVersion string      `json:"httpVersion"`
-	Headers     []harHeader `json:"headers"`
-	QueryString []harHeader `json:"queryString"`
-	Cookies     []harHeader `json:"cookies"`
-	HeadersSize int         `json:"headersSize"`
-	BodySize    int         `json:"bodySize"`
+	Method      string       `json:"method"`
+	URL         string       `json:"url"`
+	HTTPVersion string       `json:"httpVersion"`
+	Headers     []harHeader  `json:"headers"`
+	QueryString []harHeader  `json:"queryString"`
+	Cookies     []harHeader  `json:"cookies"`
+	HeadersSize int          `json:"headersSize"`
+	BodySize    int          `json:"bodySize"`
+	PostData    *harPostData `json:"postData,omitempty"`
+}
+
+type harPostData struct {
+	MimeType string `json:"mimeType"`
+	Text     string `json:"text"`
 }
 
 type harResponse struct {
@@ -97,6 +105,8 @@ type harContent struct {
 	Size        float64  `json:"size"`
 	MimeType    string   `json:"mimeType"`
 	Compression *float64 `json:"compression,omitempty"`
+	Text        *string  `json:"text,omitempty"`
+	Encoding    string   `json:"encoding,omitempty"`
 }
 
 type harTimings struct {
@@ -165,6 +175,17 @@ func entry(r *request, sanitize bool, pageref string) harEntry {
 			e.Request.QueryString = append(e.Request.QueryString, harHeader{Name: k, Value: v})
 		}
 	}
+	if len(r.postData) > 0 {
+		// buildPostData: the request's Content-Type, the body as text.
+		ct := ""
+		for k, v := range r.reqHeaders {
+			if strings.EqualFold(k, "content-type") {
+				ct = fmt.Sprint(v)
+			}
+		}
+		e.Request.PostData = &harPostData{MimeType: ct, Text: string(r.postData)}
+		e.Request.BodySize = len(r.postData)
+	}
 	mime := r.mimeType
 	if mime == "" {
 		mime = "x-unknown"
@@ -181,6 +202,14 @@ func entry(r *request, sanitize bool, pageref string) harEntry {
 		e.Response.BodySize = r.transferSize - float64(len(r.respHeadersTx))
 		c := e.Response.Content.Size - e.Response.BodySize
 		e.Response.Content.Compression = &c
+	}
+	if r.body != nil {
+		// HARWriter adds the content: text, or base64 with its encoding.
+		text := string(r.body)
+		if r.bodyBase64 {
+			text, e.Response.Content.Encoding = base64.StdEncoding.EncodeToString(r.body), "base64"
+		}
+		e.Response.Content.Text = &text
 	}
 	if r.remotePort > 0 {
 		e.ServerIP, e.Connection = r.remoteIP, strconv.FormatInt(r.remotePort, 10)
