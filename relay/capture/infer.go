@@ -85,6 +85,7 @@ type Result struct {
 	// Warnings are things the user should know; LeftOut what was dropped.
 	Warnings []string
 	Source   string
+	live     bool
 }
 
 // Kind is one kind of received frame: how many, and a sample.
@@ -102,7 +103,7 @@ func Infer(c *Capture, opts Options) (*Result, error) {
 	if opts.ReadLimit <= 0 {
 		opts.ReadLimit = relay.DefaultReadLimit
 	}
-	res := &Result{Source: opts.Source}
+	res := &Result{Source: opts.Source, live: opts.Live}
 	c = withPolling(c)
 	if len(c.Sessions) == 0 {
 		return nil, fmt.Errorf("%w: no WebSocket among the HAR's %s; record with DevTools open before the page opens its socket "+

@@ -117,9 +117,13 @@ func (r *Result) header() []string {
 		src = "a capture"
 	}
 	s := r.Sockets[r.Chosen]
+	first := fmt.Sprintf("wsrelay config imported from %s: socket %d of %d, %s (%s, %d sent, %d received).",
+		src, r.Chosen+1, len(r.Sockets), s.URL, plural(len(s.Entries), "connection", "connections"), s.Out, s.In)
+	if r.live {
+		first = fmt.Sprintf("wsrelay config from %s (%d frames sent, %d received).", src, s.Out, s.In)
+	}
 	lines := []string{
-		fmt.Sprintf("wsrelay config imported from %s: socket %d of %d, %s (%s, %d sent, %d received).",
-			src, r.Chosen+1, len(r.Sockets), s.URL, plural(len(s.Entries), "connection", "connections"), s.Out, s.In),
+		first,
 		"Each key says how sure the import is: high (read off the capture, or checked against it),",
 		"medium (a pattern that usually holds: have a look), GUESS (check it before relying on it).",
 		"Self-check: " + r.Check.String() + ".",
