@@ -96,6 +96,10 @@ type Kind struct {
 	Role   string
 }
 
+// maxAnalysed bounds the frames of one feed the inference reads (the
+// first ones): quotes repeat, and every frame costs its parsed form.
+const maxAnalysed = 20_000
+
 // Infer works out the upstream config that relays the capture's feed.
 // Errors wrapping ErrCannotRelay say in one line what was found and why
 // it cannot be relayed (or which flag would help).
@@ -211,6 +215,9 @@ func rate(c *Capture, sum *SocketSummary, opts Options) {
 			if f.Error != "" {
 				continue
 			}
+			if sum.In+sum.Out >= maxAnalysed {
+				break
+			}
 			if f.Sent {
 				sum.Out++
 			} else {
@@ -277,10 +284,19 @@ func inferSocket(c *Capture, cand SocketSummary, opts Options, res *Result) erro
 		return err
 	}
 	recs := make([][]record, len(cand.sessions))
+	analysed, total := 0, 0
 	for i, si := range cand.sessions {
 		for fi, f := range c.Sessions[si].Frames {
+			total++
+			if analysed >= maxAnalysed {
+				continue
+			}
+			analysed++
 			recs[i] = dec.decode(recs[i], i, fi, f)
 		}
+	}
+	if total > analysed {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("the inference read the first %d of the socket's %d frames", analysed, total))
 	}
 	first := c.Sessions[cand.sessions[0]]
 	up := Upstream{Notes: map[string]Note{}, Comments: map[string][]string{}, Hints: map[string][]string{}}
