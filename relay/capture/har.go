@@ -3,6 +3,7 @@ package capture
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,6 +114,17 @@ func ReadHAR(r io.Reader, opts ReadOptions) (*Capture, error) {
 	}
 	lr := &limitReader{r: r, left: opts.MaxBytes}
 	br := bufio.NewReaderSize(lr, 64<<10)
+	if magic, _ := br.Peek(4); bytes.HasPrefix(magic, []byte{0x1f, 0x8b}) {
+		// A gzipped HAR (page.har.gz): read through.
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("%w: a broken gzip file: %v", ErrBadHAR, err)
+		}
+		defer zr.Close()
+		br = bufio.NewReaderSize(&limitReader{r: zr, left: opts.MaxBytes}, 64<<10)
+	} else if bytes.HasPrefix(magic, []byte("PK\x03\x04")) {
+		return nil, fmt.Errorf("%w: a zip file (Playwright saves one in attach mode): record with content: 'embed', or import the .har inside", ErrBadHAR)
+	}
 	if err := skipBOM(br); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -130,6 +131,8 @@ func TestReadHARBadInput(t *testing.T) {
 		{"truncated header", `{"log":{"ent`, "truncated"},
 		{"broken entry", `{"log":{"entries":[{"request":{"url":"wss://a/"}},{"request":}]}}`, "broken JSON in entry 2"},
 		{"utf-16", "\xff\xfe{\x00", "UTF-16"},
+		{"zip", "PK\x03\x04\x14\x00", "a zip file"},
+		{"broken gzip", "\x1f\x8b\x08\x00", "broken gzip"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ReadHAR(strings.NewReader(tc.in), ReadOptions{})
@@ -137,6 +140,14 @@ func TestReadHARBadInput(t *testing.T) {
 				t.Fatalf("err = %v, want one line with %q", err, tc.want)
 			}
 		})
+	}
+	// A gzipped HAR is read through.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(chrome)
+	_ = zw.Close()
+	if c, err := ReadHAR(&gz, ReadOptions{}); err != nil || len(c.Sessions) != 1 {
+		t.Fatalf("gzip: %v", err)
 	}
 	// A field of an unexpected type skips that entry only.
 	c, err := ReadHAR(strings.NewReader(`{"log":{"entries":[{"request":"x"},{"request":{"url":"ws://h/"},"_webSocketMessages":[]}]}}`), ReadOptions{})
