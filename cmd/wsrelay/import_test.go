@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/r3labs/sse/v2"
-
-	"github.com/wsrelay/wsrelay/relay"
 	"go.yaml.in/yaml/v3"
 	"gopkg.in/cenkalti/backoff.v1"
 )
@@ -137,14 +135,12 @@ func TestImportOutputFile(t *testing.T) {
 // strict config loader as it is.
 func TestImportConfigAccepted(t *testing.T) {
 	for _, name := range []string{"chrome.har", "chrome-sanitized.har", "bom.har", "h2.har", "legacy-empty.har", "multi-socket.har",
-		"mitmproxy.har", "no-opcode.har", "secrets.har", "single-subscribe.har", "playwright-embed.har", "socketio.har", "signalr.har"} {
+		"mitmproxy.har", "no-opcode.har", "secrets.har", "single-subscribe.har", "playwright-embed.har", "socketio.har", "signalr.har",
+		"socketio-polling.har"} {
 		t.Run(name, func(t *testing.T) {
 			out, errOut, code := runCmd(t, context.Background(), "import", fixture(name))
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errOut)
-			}
-			if framingMissing(out) {
-				t.Skip("the Socket.IO and SignalR framings have not landed in this branch yet")
 			}
 			c, err := parseConfig([]byte(out))
 			if err != nil {
@@ -155,17 +151,6 @@ func TestImportConfigAccepted(t *testing.T) {
 			}
 		})
 	}
-}
-
-// framingMissing reports a config whose framing this build of the relay
-// does not speak yet (the framings land separately).
-func framingMissing(cfg string) bool {
-	for _, f := range []string{"socketio", "signalr"} {
-		if strings.Contains(cfg, "framing: "+f) && (relay.UpstreamConfig{Name: "x", URL: "ws://h/", Framing: f, Subscribe: []string{"{symbol}"}}).Validate() != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // symbolsOf returns the symbol names of an imported config.

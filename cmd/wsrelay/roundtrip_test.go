@@ -11,6 +11,7 @@ import (
 
 	"github.com/wsrelay/wsrelay/relay/capture/chromerec"
 	"github.com/wsrelay/wsrelay/relay/capture/testsite"
+	"github.com/wsrelay/wsrelay/relay/sitefake"
 	"github.com/wsrelay/wsrelay/relay/venuefake"
 )
 
@@ -38,20 +39,27 @@ func chromiumOrSkip(t *testing.T) string {
 // WSRELAY_ARTIFACTS when set, for a look at a real capture.
 func recordPage(t *testing.T, page testsite.PageConfig) string {
 	t.Helper()
-	exe := chromiumOrSkip(t)
 	site := httptest.NewServer(testsite.Page())
 	defer site.Close()
-	har, err := chromerec.Record(context.Background(), chromerec.Config{Chromium: exe, URL: page.URL(site.URL),
-		Received: "window.__state.recv", Sanitize: true, Timeout: 30 * time.Second})
+	return recordURL(t, page.Proto, page.URL(site.URL), "", "window.__state.recv")
+}
+
+// recordURL records any page; done and received are JavaScript (see
+// chromerec.Config).
+func recordURL(t *testing.T, name, url, done, received string) string {
+	t.Helper()
+	exe := chromiumOrSkip(t)
+	har, err := chromerec.Record(context.Background(), chromerec.Config{Chromium: exe, URL: url, Done: done,
+		Received: received, Sanitize: true, Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), page.Proto+".har")
+	path := filepath.Join(t.TempDir(), name+".har")
 	if err := os.WriteFile(path, har, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if dir := os.Getenv("WSRELAY_ARTIFACTS"); dir != "" {
-		_ = os.WriteFile(filepath.Join(dir, "recorded-"+page.Proto+".har"), har, 0o644)
+		_ = os.WriteFile(filepath.Join(dir, "recorded-"+name+".har"), har, 0o644)
 	}
 	return path
 }
@@ -91,7 +99,7 @@ func TestRoundTripSeed(t *testing.T) {
 // the fake's pushes frozen, only the pongs to the relay's pings keep its
 // connections open past the idle limit.
 func TestRoundTripTextPing(t *testing.T) {
-	okx := venuefake.NewOKX(venuefake.OKXConfig{Config: venuefake.Config{TimeScale: 0.05}})
+	okx := venuefake.NewOKX(venuefake.OKXConfig{Config: venuefake.Config{TimeScale: 0.05, PushInterval: 50 * time.Millisecond}})
 	srv := httptest.NewServer(okx)
 	defer srv.Close()
 	defer okx.Close()
@@ -154,6 +162,46 @@ func countPongs(received []string) int {
 	return n
 }
 
+// TestRoundTripSocketIO: the Socket.IO site of relay/sitefake (the npm
+// server, its page using the official browser client, long-polling first
+// and then the upgrade to WebSocket).
+func TestRoundTripSocketIO(t *testing.T) {
+	sitefake.RequireNode(t)
+	chromiumOrSkip(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	site, err := sitefake.StartSocketIO(ctx, sitefake.SocketIOConfig{Interval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer site.Close()
+	har := recordURL(t, "socketio", site.PageURL+"?symbols=BTC-USD,ETH-USD", "window.quotes >= 20", "")
+	cfg := importHAR(t, har, "framing: socketio", `subscribe: '["subscribe","{symbol}"]'`, "symbols: [BTC-USD, ETH-USD]",
+		"accept: {match: /0, equals: quote}", "extract: /1", "/socket.io/?EIO=4&transport=websocket")
+	if !strings.Contains(cfg, "url: "+site.URL+"\n") {
+		t.Errorf("want url: %s (the per-connection sid dropped):\n%s", site.URL, cfg)
+	}
+	serveAndCheck(t, cfg, nil)
+}
+
+// TestRoundTripSignalR: the SignalR hub of relay/sitefake, its page using
+// the official JavaScript client (negotiate, then WebSockets).
+func TestRoundTripSignalR(t *testing.T) {
+	sitefake.RequireNode(t)
+	chromiumOrSkip(t)
+	hub := sitefake.NewSignalRHub(sitefake.SignalRConfig{Interval: 20 * time.Millisecond})
+	srv := httptest.NewServer(hub)
+	defer srv.Close()
+	defer hub.Close()
+	har := recordURL(t, "signalr", srv.URL+"/?symbols=BTC-USD,ETH-USD", "window.quotes >= 20", "")
+	cfg := importHAR(t, har, "framing: signalr", `"target":"Subscribe"`, "{symbol}", "symbols: [BTC-USD, ETH-USD]",
+		"accept: {match: /target, equals: quote}", "extract: /arguments/0", "/hub\n")
+	serveAndCheck(t, cfg, nil)
+	if st := hub.Stats(); st.ProtocolErrors != 0 || st.Rejected != 0 {
+		t.Errorf("hub stats %+v", st)
+	}
+}
+
 // TestImportChromiumRecordings: captures recorded once in Chromium by the
 // round-trip tests (kept in testdata, so this runs without a browser)
 // import to the same configs as when they were recorded.
@@ -164,6 +212,10 @@ func TestImportChromiumRecordings(t *testing.T) {
 			"ping_interval: 300ms", `heartbeat: {match: "", equals: pong}`, "accept: /data"},
 		"chromium-htx.har": {`subscribe: '{"sub":"market.{symbol}.ticker","id":"id{id}"}'`, "accept: /tick", "decompress: auto",
 			`pong: {match: /ping, reply: '{"pong":{value}}'}`},
+		"chromium-socketio.har": {"framing: socketio", `subscribe: '["subscribe","{symbol}"]'`, "accept: {match: /0, equals: quote}",
+			"extract: /1", "/socket.io/?EIO=4&transport=websocket\n", "came by Socket.IO long-polling"},
+		"chromium-signalr.har": {"framing: signalr", `"target":"Subscribe"`, "accept: {match: /target, equals: quote}",
+			"extract: /arguments/0", "/hub\n"},
 	} {
 		t.Run(file, func(t *testing.T) {
 			cfg := importHAR(t, filepath.Join("testdata", file), want...)

@@ -37,7 +37,8 @@ func (c Check) String() string {
 // `serve -config` builds from the YAML, symbols included).
 func (u *Upstream) RelayConfig() relay.UpstreamConfig {
 	rc := relay.UpstreamConfig{
-		Name: u.Name, URL: u.URL, Framing: u.Framing, Subscribe: u.Subscribe, Unsubscribe: u.Unsubscribe,
+		Name: u.Name, URL: u.URL, Framing: u.Framing, Namespace: u.Namespace, NamespaceAuth: u.NamespaceAuth,
+		Subscribe: u.Subscribe, Unsubscribe: u.Unsubscribe,
 		Symbols: u.Symbols, Extract: u.Extract, Decompress: u.Decompress, AppPing: u.AppPing, PingInterval: u.PingInterval,
 	}
 	if len(u.Headers) > 0 {

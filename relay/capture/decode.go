@@ -43,6 +43,7 @@ type record struct {
 	control     string // recControl: which packet ("engine.io ping", "signalr handshake"…)
 	role        role
 	answer      []byte // rolePing: what the client sent back
+	ns          string // Socket.IO: the packet's namespace ("/" for the main one)
 }
 
 // role is what the inference decided a record is.
@@ -247,6 +248,10 @@ func (d *decoder) socketIO(dst []record, r record, f Frame) []record {
 		r.control = "engine.io noop"
 	case '4':
 		typ, ns, body := splitSocketIO(p[1:])
+		r.ns = ns
+		if r.ns == "" {
+			r.ns = "/"
+		}
 		switch typ {
 		case '0':
 			r.control = "socket.io connect" + nsSuffix(ns)

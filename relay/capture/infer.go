@@ -35,20 +35,23 @@ type Options struct {
 // Upstream is an inferred upstream: the keys of one upstreams[] entry of
 // a config file. A zero field leaves its key out (the relay's default).
 type Upstream struct {
-	Name         string
-	URL          string
-	Framing      string // "" for json
-	Headers      []Header
-	Subscribe    []string
-	Unsubscribe  []string
-	Symbols      []relay.Symbol
-	Accept       Matcher // Match "" without Equals: no accept key
-	Extract      string
-	AppPing      string
-	PingInterval time.Duration
-	Pong         *Pong
-	Heartbeat    []Matcher
-	Decompress   string
+	Name    string
+	URL     string
+	Framing string // "" for json
+	// Namespace and NamespaceAuth: Socket.IO's namespace (other than the
+	// main one) and the CONNECT packet's payload.
+	Namespace, NamespaceAuth string
+	Headers                  []Header
+	Subscribe                []string
+	Unsubscribe              []string
+	Symbols                  []relay.Symbol
+	Accept                   Matcher // Match "" without Equals: no accept key
+	Extract                  string
+	AppPing                  string
+	PingInterval             time.Duration
+	Pong                     *Pong
+	Heartbeat                []Matcher
+	Decompress               string
 	// Notes say, per config key, how sure the inference is and why.
 	Notes map[string]Note
 	// Comments are said in the entry and in the report: what was left
@@ -314,6 +317,9 @@ func inferSocket(c *Capture, cand SocketSummary, opts Options, res *Result) erro
 		up.NeedsNewKeys = true
 	}
 
+	if cand.Framing == relay.FramingSocketIO {
+		socketIONamespace(recs, opts.KeepSecrets, &up)
+	}
 	var pings pingResult
 	if cand.Framing == relay.FramingJSON {
 		pings = inferPings(recs)

@@ -315,6 +315,25 @@ func TestInferPatterns(t *testing.T) {
 			want: want{accept: "/tick", symbols: []string{"X1", "X2"}},
 		},
 		{
+			// Socket.IO in a namespace, with a token in the connect, and
+			// another namespace's chatter on the same socket.
+			name: "socket.io namespace",
+			cap: synth("wss://live.example.com/socket.io/?EIO=4&transport=websocket", append([]frameSpec{
+				{"<", 0, `0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`, false},
+				{">", 0.01, `40/live,{"token":"abcdEFGH1234ijklMNOP5678"}`, false},
+				{">", 0.01, `40/chat,`, false},
+				{"<", 0.02, `40/live,{"sid":"n1"}`, false},
+				{">", 0.03, `42/live,["subscribe","A1"]`, false},
+				{">", 0.04, `42/live,["subscribe","B2"]`, false},
+				{"<", 0.5, `42/chat,["msg",{"text":"hi"}]`, false},
+				{"<", 0.6, `42/chat,["msg",{"text":"ho"}]`, false},
+			}, quotes(0.2, 5, []string{"A1", "B2"}, func(s string, k int) string {
+				return fmt.Sprintf(`42/live,["quote",{"s":"%s","p":%d}]`, s, k)
+			})...)...),
+			want: want{framing: "socketio", subscribe: []string{`["subscribe","{symbol}"]`}, accept: `/0 = "quote"`, extract: "/1",
+				url: "wss://live.example.com/socket.io/?EIO=4&transport=websocket"},
+		},
+		{
 			// Nothing the page sent shows the symbol: exit 2 asking for -symbol.
 			name: "single subscribe without a clue",
 			cap: synth("wss://feed.example.com/ws", append([]frameSpec{
@@ -361,6 +380,16 @@ func TestInferPatterns(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkUpstream(t, res, tc.want)
+			if tc.name == "socket.io namespace" {
+				u := res.Upstream
+				if u.Namespace != "/live" || u.NamespaceAuth != "" || !strings.Contains(strings.Join(u.Comments["namespace"], " "), "left out: namespace_auth") {
+					t.Errorf("namespace %q auth %q comments %q", u.Namespace, u.NamespaceAuth, u.Comments["namespace"])
+				}
+				kept, err := Infer(tc.cap, Options{KeepSecrets: true})
+				if err != nil || kept.Upstream.NamespaceAuth != `{"token":"abcdEFGH1234ijklMNOP5678"}` {
+					t.Errorf("kept: %v %q", err, kept.Upstream.NamespaceAuth)
+				}
+			}
 		})
 	}
 }

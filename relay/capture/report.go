@@ -42,7 +42,7 @@ func (r *Result) Report(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", k, truncateString(n.String(), 160))
 	}
 	fmt.Fprintf(w, "self-check: %s\n", r.Check)
-	for _, k := range []string{"url", "headers", "subscribe"} {
+	for _, k := range []string{"url", "namespace", "headers", "subscribe"} {
 		for _, c := range r.Upstream.Comments[k] {
 			fmt.Fprintf(w, "note: %s\n", c)
 		}

@@ -39,6 +39,14 @@ func (r *Result) YAML() []byte {
 	if u.Framing != "" {
 		add("framing", str(u.Framing))
 	}
+	if u.Namespace != "" {
+		add("namespace", str(u.Namespace))
+	} else {
+		pending = append(pending, u.Comments["namespace"]...)
+	}
+	if u.NamespaceAuth != "" {
+		add("namespace_auth", str(u.NamespaceAuth))
+	}
 	if len(u.Headers) > 0 {
 		m := &yaml.Node{Kind: yaml.MappingNode}
 		for _, h := range u.Headers {

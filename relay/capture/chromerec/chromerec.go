@@ -121,12 +121,18 @@ func Record(ctx context.Context, cfg Config) ([]byte, error) {
 // fetchBodies gets what "Export HAR (with content)" adds: the response
 // body of every finished request that is not a socket, and request bodies
 // Chrome did not put in the event. Errors leave the body out (an evicted
-// resource), as DevTools does.
+// resource), as DevTools does. Unlike DevTools, the bodies of scripts,
+// styles, images and fonts are left out: captures stay small and hold no
+// third-party code.
 func (r *recorder) fetchBodies(ctx context.Context) {
 	r.mu.Lock()
 	var reqs []*request
 	for _, req := range r.order {
-		if req.resourceType != "websocket" && req.endTime != -1 {
+		switch req.resourceType {
+		case "websocket", "script", "stylesheet", "image", "font", "media":
+			continue
+		}
+		if req.endTime != -1 {
 			reqs = append(reqs, req)
 		}
 	}
