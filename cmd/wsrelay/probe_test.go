@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wsrelay/wsrelay/relay/simfeed"
+	"github.com/wsrelay/wsrelay/relay/sitefake"
 )
 
 func startSimfeed(t *testing.T) (*simfeed.Feed, string) {
@@ -128,5 +130,34 @@ func TestProbeBadInput(t *testing.T) {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want %d with %q", code, out, errOut, tc.code, tc.want)
 			}
 		})
+	}
+}
+
+// TestProbeSocketIO: probe speaks raw WebSocket, so the Socket.IO packets
+// are sent as they go on the wire ("40", then 42[…] events); it answers
+// the server's pings, and the config it prints uses framing socketio.
+func TestProbeSocketIO(t *testing.T) {
+	sitefake.RequireNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	site, err := sitefake.StartSocketIO(ctx, sitefake.SocketIOConfig{Interval: 50 * time.Millisecond, PingInterval: 300 * time.Millisecond, PingTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer site.Close()
+	out, errOut, code := runCmd(t, ctx, "probe", "-for", "1500ms", "-send", "40", "-send", `42["subscribe","BTC-USD"]`,
+		"-send", `42["subscribe","ETH-USD"]`, site.URL)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"framing: socketio", `subscribe: '["subscribe","{symbol}"]'`, "symbols: [BTC-USD, ETH-USD]", "accept: {match: /0, equals: quote}"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config lacks %q:\n%s\n%s", want, out, errOut)
+		}
+	}
+	// The server pinged every 300 ms with a 300 ms timeout: probe's
+	// answers kept the session for the whole 1.5 s.
+	if !strings.Contains(errOut, "engine.io ping") || strings.Contains(errOut, "ended early") {
+		t.Errorf("summary:\n%s", errOut)
 	}
 }

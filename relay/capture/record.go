@@ -181,21 +181,40 @@ func recordFrames(ctx context.Context, ws *websocket.Conn, s *Session, cfg Recor
 		s.Frames = append(s.Frames, Frame{Sent: true, At: time.Now(), Data: []byte(text)})
 		return ws.Write(wctx, websocket.MessageText, []byte(text))
 	}
-	for _, f := range cfg.Send {
-		if err := send(f); err != nil {
-			return fmt.Errorf("send: %w", err)
-		}
-	}
+	// Socket.IO wants its order (SIO v5 "Connection to a namespace"): the
+	// server's open packet first, and an event only once its namespace
+	// answered the CONNECT (the reference server closes the connection
+	// otherwise). Frames are held back until then, at most 5 s each.
 	socketIO := strings.Contains(s.URL, "/socket.io") || strings.Contains(s.URL, "EIO=")
+	var waitingFor func(string) bool
+	if socketIO {
+		waitingFor = func(p string) bool { return strings.HasPrefix(p, "0{") }
+	}
+	pending := cfg.Send
+	hold := time.NewTimer(5 * time.Second)
+	defer hold.Stop()
 	deadline := time.NewTimer(cfg.For)
 	defer deadline.Stop()
 	received := 0
 	for {
+		for waitingFor == nil && len(pending) > 0 {
+			f := pending[0]
+			pending = pending[1:]
+			if err := send(f); err != nil {
+				return fmt.Errorf("send: %w", err)
+			}
+			if socketIO && strings.HasPrefix(f, "40") {
+				waitingFor = func(p string) bool { return strings.HasPrefix(p, "40") || strings.HasPrefix(p, "44") }
+				hold.Reset(5 * time.Second)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-deadline.C:
 			return nil
+		case <-hold.C:
+			waitingFor = nil // no answer: send the rest anyway
 		case m := <-msgs:
 			if m.err != nil {
 				if code := websocket.CloseStatus(m.err); code != -1 {
@@ -211,7 +230,11 @@ func recordFrames(ctx context.Context, ws *websocket.Conn, s *Session, cfg Recor
 			}
 			s.Frames = append(s.Frames, Frame{At: m.at, Binary: m.typ == websocket.MessageBinary, Data: m.data})
 			received++
-			if socketIO && m.typ == websocket.MessageText && string(m.data) == "2" {
+			text := string(m.data)
+			if waitingFor != nil && m.typ == websocket.MessageText && waitingFor(text) {
+				waitingFor = nil
+			}
+			if socketIO && m.typ == websocket.MessageText && text == "2" {
 				if err := send("3"); err != nil {
 					return fmt.Errorf("send: %w", err)
 				}
