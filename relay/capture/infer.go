@@ -132,6 +132,16 @@ func Infer(c *Capture, opts Options) (*Result, error) {
 		}
 	} else if cands[0].Problem == "" {
 		pick = 0
+		// A socket that cannot be relayed but carried far more than the
+		// best usable one (a chat widget beside an opaque binary feed) is
+		// the feed the user wants: say why it cannot be relayed rather
+		// than relay the widget.
+		for _, c := range cands[1:] {
+			if c.Problem != "" && cands[0].score < 3 && c.In > 2*cands[0].In {
+				return nil, fmt.Errorf("%w: %s: %s (the only relayable socket, %s, carries little: relay it with -socket 1)",
+					ErrCannotRelay, c.URL, c.Problem, cands[0].URL)
+			}
+		}
 	}
 	if pick < 0 {
 		return nil, unusable(c, cands)

@@ -158,6 +158,16 @@ func TestInferUnusable(t *testing.T) {
 			t.Errorf("%s: %v, want one line with %q", file, err, wantMsg)
 		}
 	}
+	// A chat widget beside an opaque feed: the feed's problem is named.
+	chat := synth("wss://chat.example.com/ws", frameSpec{"<", 0, `{"type":"welcome"}`, false}, frameSpec{">", 0.1, `{"type":"hello"}`, false})
+	opaque := readFixture(t, "protobuf.har")
+	chat.Sessions = append(chat.Sessions, opaque.Sessions...)
+	if _, err := Infer(chat, Options{}); !errors.Is(err, ErrCannotRelay) || !strings.Contains(err.Error(), "possibly protobuf") || !strings.Contains(err.Error(), "-socket 1") {
+		t.Errorf("chat beside protobuf: %v", err)
+	}
+	if res, err := Infer(chat, Options{Socket: 1}); err == nil {
+		t.Errorf("-socket 1 relays the chat: %v", res.Upstream.Subscribe)
+	}
 	// No WebSocket at all.
 	c, err := ReadHAR(strings.NewReader(`{"log":{"entries":[{"request":{"method":"GET","url":"https://a/"},"response":{"status":200}}]}}`), ReadOptions{})
 	if err != nil {
