@@ -78,7 +78,7 @@ func TestProbeSecrets(t *testing.T) {
 	feed, url := startSimfeed(t)
 	const secret = "Qz7Lm2Xp9Rt4Vb8Nc3Wd6Yf1"
 	har := filepath.Join(t.TempDir(), "probe.har")
-	out, errOut, code := runCmd(t, context.Background(), "probe", "-for", "300ms", "-har", har, "-header", "Cookie: sid="+secret,
+	out, errOut, code := runCmd(t, context.Background(), "probe", "-for", "1s", "-har", har, "-header", "Cookie: sid="+secret,
 		"-header", "Origin: https://www.example.com", "-send", `{"action":"subscribe","args":["QuoteBin5m:14"]}`,
 		"-send", `{"action":"subscribe","args":["QuoteBin5m:15"]}`, url)
 	if code != 0 {
@@ -96,7 +96,7 @@ func TestProbeSecrets(t *testing.T) {
 	if !strings.Contains(out, "Origin: https://www.example.com") || !strings.Contains(out, "left out: Cookie (1 cookie)") {
 		t.Errorf("config:\n%s", out)
 	}
-	out, _, code = runCmd(t, context.Background(), "probe", "-keep-secrets", "-for", "300ms", "-header", "Cookie: sid="+secret,
+	out, _, code = runCmd(t, context.Background(), "probe", "-keep-secrets", "-for", "1s", "-header", "Cookie: sid="+secret,
 		"-send", `{"action":"subscribe","args":["QuoteBin5m:14"]}`, "-send", `{"action":"subscribe","args":["QuoteBin5m:15"]}`, url)
 	if code != 0 || !strings.Contains(out, "Cookie: sid="+secret) {
 		t.Errorf("-keep-secrets: exit %d\n%s", code, out)

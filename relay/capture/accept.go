@@ -16,7 +16,6 @@ type acceptResult struct {
 	extract        string
 	extractNote    Note
 	quotes, others int
-	engine         bool // a matcher accept (not a bare pointer)
 }
 
 // cluster is received frames of one kind.
@@ -144,7 +143,6 @@ func inferAccept(recs [][]record, framing string, refs []string) (acceptResult, 
 	} else {
 		res.accept = m
 		res.acceptNote = note(conf, "%s%s", mwhy, why)
-		res.engine = !m.IsPointer()
 	}
 	res.extract, res.extractNote = inferExtract(best.recs, framing)
 	for _, r := range pool {

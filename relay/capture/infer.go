@@ -57,9 +57,6 @@ type Upstream struct {
 	// Comments are said in the entry and in the report: what was left
 	// out and why. Hints are said in the entry only.
 	Comments, Hints map[string][]string
-	// NeedsNewKeys is true when the entry uses keys or template variables
-	// beyond accept-as-pointer, one subscribe template and {symbol}.
-	NeedsNewKeys bool
 }
 
 // SocketSummary describes one socket (or several connections to the same
@@ -324,7 +321,6 @@ func inferSocket(c *Capture, cand SocketSummary, opts Options, res *Result) erro
 		up.Framing = cand.Framing
 		_, why, _ := detectFraming([]Session{first})
 		up.Notes["framing"] = note(High, "%s", why)
-		up.NeedsNewKeys = true
 	}
 
 	if cand.Framing == relay.FramingSocketIO {
@@ -399,13 +395,11 @@ func inferSocket(c *Capture, cand SocketSummary, opts Options, res *Result) erro
 		up.Comments["subscribe"] = append(up.Comments["subscribe"], fmt.Sprintf("REDACTED stands for credentials the page sent in its frames (%s); rerun with -keep-secrets to keep them", strings.Join(dedupe(sub.redacted), ", ")))
 	}
 	res.Warnings = append(res.Warnings, sub.leftOut...)
-	up.NeedsNewKeys = up.NeedsNewKeys || sub.needsEngine
 
 	// Frames.
 	up.Accept, up.Extract = acc.accept, acc.extract
 	up.Notes["accept"] = acc.acceptNote
 	up.Notes["extract"] = acc.extractNote
-	up.NeedsNewKeys = up.NeedsNewKeys || acc.engine
 	if pings.pong != nil {
 		up.Pong = pings.pong
 		up.Notes["pong"] = pings.pongNote
@@ -422,7 +416,6 @@ func inferSocket(c *Capture, cand SocketSummary, opts Options, res *Result) erro
 		up.Heartbeat = pings.heartbeats
 		up.Notes["heartbeat"] = pings.hbNote
 	}
-	up.NeedsNewKeys = up.NeedsNewKeys || pings.engine
 	inferDecompress(recs, &up)
 
 	res.Upstream = up

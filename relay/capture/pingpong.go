@@ -16,7 +16,6 @@ type pingResult struct {
 	appNote    Note
 	heartbeats []Matcher
 	hbNote     Note
-	engine     bool // uses pong.equals, heartbeat or an app_ping template
 }
 
 // pongWindow bounds how long after a server ping an answer counts as its
@@ -119,9 +118,6 @@ func serverPings(recs [][]record, res *pingResult) {
 	}
 	res.pongNote = note(conf, "the server sent %s (%s) and the page %s each time",
 		plural(len(best.pairs), "ping", "pings"), sample(best.pairs[0][0].doc, false, 40), what)
-	if p.Equals != nil {
-		res.engine = true
-	}
 }
 
 // pongFor reports whether sent record s answers received record r, and
@@ -334,7 +330,6 @@ func serverAnswers(recs [][]record, pings []*record, res *pingResult) {
 		}
 		res.heartbeats = append(res.heartbeats, *m)
 		res.hbNote = note(High, "the server answered the page's pings with %s", sample([]byte(text), false, 32))
-		res.engine = true
 		for si := range recs {
 			for ri := range recs[si] {
 				if r := &recs[si][ri]; !r.sent && r.role == roleNone && m.matches(r) {
@@ -442,7 +437,6 @@ func serverHeartbeats(recs [][]record, res *pingResult) {
 		} else {
 			res.hbNote.Why += fmt.Sprintf("; and %s %s, unanswered", sample(equalsRaw(m.Equals[0]), false, 24), plural(counts[k], "time", "times"))
 		}
-		res.engine = true
 		for si := range recs {
 			for ri := range recs[si] {
 				if r := &recs[si][ri]; !r.sent && r.role == roleNone && m.matches(r) {

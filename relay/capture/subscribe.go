@@ -26,7 +26,6 @@ type subscribeResult struct {
 	symbolsNote Note
 	leftOut     []string // frames the page sent that the config leaves out, and why
 	redacted    []string // keys whose values were replaced by REDACTED
-	needsEngine bool     // uses {id}, {symbol_lower}… or a list (keys of the new engine)
 	urlTemplate string   // the URL with {symbol}, for one stream per symbol
 }
 

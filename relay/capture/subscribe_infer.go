@@ -109,7 +109,6 @@ func inferSubscribe(in subscribeInput) (*subscribeResult, error) {
 		res.refs = dedupe(main.refs)
 		res.note = note(main.conf, "%s captured subscribes differ only in the symbol (%s): %s",
 			countWord(len(mainDocs)), strings.Join(limitList(res.refs, 4), ", "), strings.Join(main.why, "; "))
-		res.needsEngine = main.ids
 		for _, d := range mainDocs {
 			markRole(d, roleSubscribe)
 		}
@@ -120,10 +119,6 @@ func inferSubscribe(in subscribeInput) (*subscribeResult, error) {
 			return nil, err
 		}
 	}
-	if strings.Contains(tmpl, "{symbol_") {
-		res.needsEngine = true
-	}
-
 	// The frames of one connection, in order: per-symbol frames become
 	// templates, frames without a symbol sent before the subscribe are sent
 	// once per connection, later ones are left out.
@@ -180,7 +175,6 @@ func inferSubscribe(in subscribeInput) (*subscribeResult, error) {
 		markRole(d, roleSubscribe)
 	}
 	if len(res.templates) > 1 {
-		res.needsEngine = true
 		res.note.Why += fmt.Sprintf("; the page sent %d frames per connection, kept in order", len(res.templates))
 	}
 
@@ -306,7 +300,6 @@ func urlSymbol(in subscribeInput, res *subscribeResult) (*subscribeResult, error
 					res.urlTemplate += "?" + u.RawQuery
 				}
 				res.note = note(High, "the page sent nothing and -symbol %s is in the URL: one stream per symbol", sym)
-				res.needsEngine = true
 				res.symbols, res.symbolsNote = symbolList(res.refs, in.symbols)
 				return res, nil
 			}
