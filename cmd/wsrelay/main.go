@@ -63,6 +63,8 @@ func commands() []command {
 		{"simfeed", "simfeed [flags]", "run only the simulated exchange feed", simfeedCmd},
 		{"tail", "tail [-server URL] [-json] SYMBOL...", "print live quotes from a running relay, resuming across drops", tail},
 		{"presets", "presets [NAME [CHANNEL]]", "list the exchange presets, or print one's upstream config", presetsCmd},
+		{"import", "import [-symbol SYM]... [-o FILE] [-keep-secrets] FILE.har", "turn a HAR saved from the browser's DevTools into a config", importCmd},
+		{"probe", "probe [-send FRAME]... [-header K:V]... [-for DUR] [-har FILE] URL", "connect to a live feed, show what comes back and the config that relays it", probeCmd},
 		{"healthcheck", "healthcheck [-url URL]", "exit 0 when the relay's /healthz answers 200", healthcheck},
 		{"version", "version", "print the version", versionCmd},
 		{"help", "help", "print this help", func(_ context.Context, _ []string, _ func(string) string, stdout, _ io.Writer) error {
