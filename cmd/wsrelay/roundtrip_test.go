@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"github.com/wsrelay/wsrelay/relay/relaytest"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/wsrelay/wsrelay/relay/capture/chromerec"
 	"github.com/wsrelay/wsrelay/relay/capture/testsite"
+	"github.com/wsrelay/wsrelay/relay/relaytest"
 	"github.com/wsrelay/wsrelay/relay/sitefake"
 	"github.com/wsrelay/wsrelay/relay/venuefake"
 )
