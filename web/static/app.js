@@ -6,7 +6,7 @@
 // dependencies, no build step.
 
 import { pickPrice, pickQuote, compileFields } from "./prices.js";
-import { Board, changePct, changeText, sparkPoints } from "./board.js";
+import { Board, sparkPoints } from "./board.js";
 
 export { pickPrice, pickQuote } from "./prices.js";
 
@@ -114,7 +114,7 @@ function onQuote(q) {
     pushPoint(m, p.value);
   }
   if (q.stale) m.state = "stale";
-  else if (m.state === "stale" || m.state === "connecting") m.state = "live";
+  else if (m.state === "stale" || m.state === "connecting" || m.state === "removed") m.state = "live";
   page.states.set(m.symbol, m.state);
   page.board.touch(m);
 }
@@ -191,8 +191,6 @@ function renderPanel(m) {
   $("p-last").textContent = m.last ? m.last.text : "—";
   $("p-bid").textContent = m.bid ? m.bid.text : "—";
   $("p-ask").textContent = m.ask ? m.ask.text : "—";
-  const pct = changePct(m);
-  $("p-last").dataset.change = pct == null ? "" : changeText(pct);
   $("chart-line").setAttribute("points", sparkPoints(m.points, POINTS, 340, 80));
   $("raw").textContent = m.q ? JSON.stringify(m.q, null, 2) : "no quote yet";
   const after = m.q ? m.q.id : "<id>";
@@ -246,11 +244,10 @@ async function loadSymbols() {
     const fk = s.fields ? JSON.stringify(s.fields) : "";
     if (fk !== m.fieldsKey) { m.fieldsKey = fk; m.fields = compileFields(s.fields); }
     // A status event newer than this answer wins over it.
-    if (m.statusAt < started && m.state !== s.state && !(s.state === "connecting" && m.streamed)) {
-      m.state = s.state;
-      changed = true;
+    if (m.statusAt < started) {
+      if (m.state !== s.state) { m.state = s.state; changed = true; }
+      m.reason = s.last_error || "";
     }
-    if (s.last_error && !m.reason) m.reason = s.last_error;
     page.states.set(s.symbol, m.state);
     page.board.touch(m);
   }

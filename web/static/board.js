@@ -9,7 +9,7 @@ import { fmt } from "./prices.js";
 const SVG = "http://www.w3.org/2000/svg";
 const OVERSCAN = 6;        // rows rendered above and below the viewport
 const ROW_POINTS = 40;     // points of a row's sparkline
-const FLASH_MS = 450;      // how long a price change stays highlighted
+const FLASH_MS = 300;      // how long a price change stays highlighted
 const RESORT_MS = 1000;    // sorting by change or last update re-sorts at most this often
 const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
@@ -184,6 +184,8 @@ export class Board {
       this.viewDirty = false;
       this.changed = false;
       this.sortedAt = now;
+    } else if (liveSort && this.changed) {
+      this.wake(RESORT_MS - (now - this.sortedAt)); // re-sort then, even if no quote comes
     }
     const view = p.view;
     const h = view.length * rowH;
