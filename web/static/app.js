@@ -66,6 +66,7 @@ function model(symbol) {
     seq: 0, q: null, at: 0, last: null, bid: null, ask: null, value: null,
     base: null, dir: 0, flashAt: 0, points: [], seedFrom: 0, seeded: false,
     streamed: false,   // a quote came on the open stream
+    seenAt: 0,         // when (page clock) the last quote came
     listedAt: 0,       // when /v1/symbols first listed it (again)
   };
 }
@@ -92,6 +93,7 @@ function onQuote(q) {
     soonSymbols();
   }
   m.streamed = true;
+  m.seenAt = Date.now();
   if (m.seq) {
     if (q.seq <= m.seq) { page.dups++; return; }
     if (q.seq !== m.seq + 1) page.gaps++;
@@ -154,13 +156,17 @@ function selectSymbol(symbol, reveal) {
     const i = page.board.indexOf(symbol);
     if (i >= 0) page.board.reveal(i);
   }
-  seedHistory(m);
+  // Once the selection settles (arrow keys held down make many).
+  clearTimeout(seedTimer);
+  seedTimer = setTimeout(() => { if (page.selected === symbol) seedHistory(m); }, 250);
 }
+
+let seedTimer = 0;
 
 // seedHistory fills the selected symbol's chart with what the relay kept
 // (one request per symbol, on first selection).
 async function seedHistory(m) {
-  if (m.seeded) return;
+  if (m.seeded || m.state === "removed" || !page.rows.has(m.symbol)) return;
   m.seeded = true;
   try {
     const r = await fetch(`/v1/quotes/${encodeURIComponent(m.symbol)}/history?limit=${POINTS}`);
@@ -252,7 +258,9 @@ async function loadSymbols() {
     page.board.touch(m);
   }
   for (const [sym, m] of page.rows) {
-    if (!seen.has(sym) && m.statusAt < started) {
+    // Not listed: removed (the status may have been missed while the
+    // stream was down). One whose quotes still come stays.
+    if (!seen.has(sym) && m.statusAt < started && (m.state === "removed" || m.seenAt < started - 5000)) {
       page.rows.delete(sym);
       page.states.delete(sym);
       if (page.selected === sym) page.selected = null;
@@ -272,15 +280,17 @@ async function loadSymbols() {
 }
 
 let soonTimer = 0;
-// soonSymbols reads the symbol list again shortly (once per burst).
+// soonSymbols reads the symbol list again shortly: once per burst, and at
+// most every 5 s.
 function soonSymbols() {
   if (soonTimer) return;
+  const wait = Math.max(500, page.symbolsAt + 5000 - Date.now());
   soonTimer = setTimeout(async () => {
     soonTimer = 0;
     try {
       if (await loadSymbols()) connect(true);
     } catch (e) { /* the next periodic read retries */ }
-  }, 500);
+  }, wait);
 }
 
 // --- view controls --------------------------------------------------------
