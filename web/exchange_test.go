@@ -199,6 +199,8 @@ func TestBoardWholeExchange(t *testing.T) {
 		t.Fatalf("sim-b without fields: %s", v)
 	}
 
+	b.screenshot("board-500.png")
+
 	// Filter by name.
 	streams := s.log.streamCount()
 	b.run("filter", chromedp.SendKeys("#filter", "sym04"))

@@ -190,7 +190,7 @@ function renderPanel(m) {
   const base = location.origin;
   const s = encodeURIComponent(m.symbol);
   $("panel-title").textContent = m.symbol;
-  let sub = `${m.state}${m.reason ? ` (${m.reason})` : ""}`;
+  let sub = m.state + (m.reason && m.state !== "live" ? ` (${m.reason})` : "");
   if (m.upstream) sub += ` · upstream ${m.upstream}`;
   if (m.preset) sub += ` · preset ${m.preset}${m.channel ? ", channel " + m.channel : ""}`;
   $("panel-sub").textContent = sub;
