@@ -30,9 +30,9 @@ func TestTailFields(t *testing.T) {
 	}
 	up := func(name string, fields relay.Fields, syms ...string) relay.UpstreamConfig {
 		u := relay.UpstreamConfig{Name: name, URL: "ws" + strings.TrimPrefix(feedSrv.URL, "http"),
-			Subscribe:   `{"action":"subscribe","args":["QuoteBin5m:{symbol}"]}`,
-			Unsubscribe: `{"action":"unsubscribe","args":["QuoteBin5m:{symbol}"]}`,
-			Accept:      "/data", Fields: fields}
+			Subscribe:   []string{`{"action":"subscribe","args":["QuoteBin5m:{symbol}"]}`},
+			Unsubscribe: []string{`{"action":"unsubscribe","args":["QuoteBin5m:{symbol}"]}`},
+			Accept:      []relay.Matcher{relay.Exists("/data")}, Fields: fields}
 		for _, s := range syms {
 			u.Symbols = append(u.Symbols, relay.Symbol{Name: s})
 		}

@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/wsrelay/wsrelay/relay"
 )
 
 // quoteFields says where a symbol's quotes hold their prices: parsed JSON
@@ -30,17 +28,38 @@ func parseFields(last, bid, ask string) *quoteFields {
 		if p.src == "" {
 			continue
 		}
-		toks, err := relay.ParsePointer(p.src)
-		if err != nil {
+		toks, valid := parsePointer(p.src)
+		if !valid {
 			continue
 		}
-		*p.dst = append(make([]string, 0, len(toks)), toks...) // "" as a token is a key, not "absent"
+		*p.dst = append(make([]string, 0, len(toks)), toks...) // non-nil: [""] is the key "", [] the whole data
 		ok = true
 	}
 	if !ok {
 		return nil
 	}
 	return f
+}
+
+// parsePointer splits an RFC 6901 JSON pointer into its reference tokens
+// ("" is the whole document); valid is false for a malformed one.
+func parsePointer(p string) (toks []string, valid bool) {
+	if p == "" {
+		return nil, true
+	}
+	if p[0] != '/' {
+		return nil, false
+	}
+	toks = strings.Split(p[1:], "/")
+	for i, t := range toks {
+		for j := 0; j < len(t); j++ {
+			if t[j] == '~' && (j+1 == len(t) || (t[j+1] != '0' && t[j+1] != '1')) {
+				return nil, false
+			}
+		}
+		toks[i] = strings.ReplaceAll(strings.ReplaceAll(t, "~1", "/"), "~0", "~")
+	}
+	return toks, true
 }
 
 // prices is what a quote line shows; an empty string is absent. Each is

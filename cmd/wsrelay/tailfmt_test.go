@@ -144,6 +144,8 @@ var venueShapes = []struct {
 	{name: "fields that match nothing fall back to the heuristic",
 		data: `{"price":"1.5"}`, last: "/nope", bid: "/0",
 		want: prices{last: "1.5"}, guess: prices{last: "1.5"}},
+	{name: "pointer escapes (~1 is /, ~0 is ~)",
+		data: `{"a/b":{"~x":"7"}}`, last: "/a~1b/~0x", want: prices{last: "7"}},
 	{name: "nothing that looks like a price",
 		data: `{"event":"info","version":2}`},
 	{name: "a control character is not printed raw",
@@ -166,6 +168,18 @@ func TestPickPricesVenues(t *testing.T) {
 				t.Errorf("guessed: %+v, want %+v", got, c.guess)
 			}
 		})
+	}
+}
+
+func TestParseFieldsRejectsMalformed(t *testing.T) {
+	if f := parseFields("c", "/x~2", "/~"); f != nil {
+		t.Fatalf("malformed pointers gave fields %+v", f)
+	}
+	if f := parseFields("", "", ""); f != nil {
+		t.Fatalf("no pointers gave fields %+v", f)
+	}
+	if f := parseFields("/", "", "/0"); f == nil || len(f.last) != 1 || f.last[0] != "" || f.bid != nil || f.ask[0] != "0" {
+		t.Fatalf("parseFields: %+v", f)
 	}
 }
 
