@@ -53,13 +53,14 @@ func TestBoardInBrowser(t *testing.T) {
 			t(pickQuote({c: "1792.84", b: "1792.83", a: "1792.85", p: "28.2"}, compileFields({last: "/c", bid: "/b", ask: "/a"}))),
 			t(pickQuote([{bid: 81205.0, ask: 81205.1, last: 81205.1}], compileFields({last: "/0/last", bid: "/0/bid", ask: "/0/ask"}))),
 			t(pickQuote({bids: [["8476.97", "256"]], asks: [["8476.98", "415"]]}, compileFields({bid: "/bids/0/0", ask: "/asks/0/0"}))),
+			t(pickQuote({bids: [["8476.97", "256"]], asks: [["8476.98", "415"]]}, compileFields({bid: "/bids", ask: "/asks/0"}))),
 			t(pickQuote([0.003744, 358.9, 0.0037548, 338.1, -0.00008, -0.02, 0.0037494], compileFields({last: "/6", bid: "/0", ask: "/2"}))),
 			t(pickQuote({"a/b": {"~x": "7"}}, compileFields({last: "/a~1b/~0x"}))),
 			t(pickQuote({group: "g", data: [{close: "55.59", last_price: "55.59"}]}, null)),
 			t(pickQuote({price: "1.5"}, compileFields({last: "/missing"}))),
 			String(pickPrice({tick: {close: 26274.5}}).value),
 		].join(" ");
-	})()`); got != "1792.84|1792.83|1792.85 81,205.10|81,205.00|81,205.10 |8476.97|8476.98 0.0037494|0.003744|0.0037548 7|| 55.59|| 1.5|| 26274.5" {
+	})()`); got != "1792.84|1792.83|1792.85 81,205.10|81,205.00|81,205.10 |8476.97|8476.98 |8476.97|8476.98 0.0037494|0.003744|0.0037548 7|| 55.59|| 1.5|| 26274.5" {
 		t.Errorf("pickQuote: %s", got)
 	}
 

@@ -37,8 +37,10 @@ export function fmt(n) {
 }
 
 // toNum turns a price as the venue wrote it (a string or a number) into
-// {value, text}; anything else is null.
+// {value, text}; a list stands for its first element (an order book level
+// [price, size]); anything else is null.
 export function toNum(v) {
+  for (let i = 0; i < 2 && Array.isArray(v); i++) v = v[0];
   if (typeof v !== "number" && typeof v !== "string") return null;
   const n = typeof v === "number" ? v : parseFloat(v);
   if (!Number.isFinite(n)) return null;
