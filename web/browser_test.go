@@ -95,6 +95,15 @@ func TestBoardInBrowser(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	b.screenshot("board-desktop.png")
 
+	// Narrower windows: no row's cells overflow it.
+	for _, w := range []int{1280, 1100, 1000, 900, 700} {
+		b.run("resize", chromedp.EmulateViewport(int64(w), 800))
+		time.Sleep(200 * time.Millisecond)
+		if got := b.eval(`[...document.querySelectorAll("#rows .row:not([hidden]), .board-head")].every((r) => r.scrollWidth <= r.clientWidth + 1)`); got != "true" {
+			t.Errorf("at %dpx a row overflows: %s", w, b.eval(`JSON.stringify([...document.querySelectorAll("#rows .row:not([hidden]), .board-head")].map((r) => [r.scrollWidth, r.clientWidth]))`))
+		}
+	}
+
 	// A phone width: no horizontal scrolling.
 	b.run("phone", chromedp.EmulateViewport(390, 844))
 	time.Sleep(500 * time.Millisecond)
