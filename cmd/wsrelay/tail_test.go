@@ -14,6 +14,7 @@ import (
 	"github.com/wsrelay/wsrelay/api"
 	"github.com/wsrelay/wsrelay/relay"
 	"github.com/wsrelay/wsrelay/relay/faultnet"
+	"github.com/wsrelay/wsrelay/relay/relaytest"
 	"github.com/wsrelay/wsrelay/relay/simfeed"
 )
 
@@ -24,15 +25,15 @@ import (
 func TestTailFields(t *testing.T) {
 	feed := simfeed.New(simfeed.Config{Rate: 20})
 	feedSrv := httptest.NewServer(feed)
-	broker, err := relay.NewBroker(relay.BrokerConfig{Encode: api.EncodeSSE})
+	broker, err := relay.NewBroker(relay.BrokerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	up := func(name string, fields relay.Fields, syms ...string) relay.UpstreamConfig {
 		u := relay.UpstreamConfig{Name: name, URL: "ws" + strings.TrimPrefix(feedSrv.URL, "http"),
-			Subscribe:   []string{`{"action":"subscribe","args":["QuoteBin5m:{symbol}"]}`},
-			Unsubscribe: []string{`{"action":"unsubscribe","args":["QuoteBin5m:{symbol}"]}`},
-			Accept:      []relay.Matcher{relay.Exists("/data")}, Fields: fields}
+			Subscribe:   []string{simfeed.Subscribe},
+			Unsubscribe: []string{simfeed.Unsubscribe},
+			Accept:      []relay.Matcher{relay.Exists(simfeed.Accept)}, Fields: fields}
 		for _, s := range syms {
 			u.Symbols = append(u.Symbols, relay.Symbol{Name: s})
 		}
@@ -55,7 +56,11 @@ func TestTailFields(t *testing.T) {
 	srv.Listener = ln
 	srv.Start()
 	defer func() {
-		srvAPI.Shutdown()
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		if err := srvAPI.Shutdown(sctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
 		ln.CutAll()
 		srv.Close()
 		rl.Close()
@@ -104,7 +109,7 @@ func TestTailFields(t *testing.T) {
 			t.Logf("stdout:\n%s\nstderr:\n%s", out, errOut)
 		}
 	}()
-	waitFor(t, "lines of both symbols", 15*time.Second, func() bool {
+	relaytest.Eventually(t, "lines of both symbols", func() bool {
 		return lines("AAA", withFields) >= 5 && lines("BBB", guessed) >= 5
 	})
 	if n := lines("BBB", withFields); n > 0 {
@@ -132,12 +137,12 @@ func TestTailFields(t *testing.T) {
 		}
 	}
 	admin(http.MethodDelete, "/v1/symbols/BBB", "", http.StatusNoContent)
-	waitFor(t, "the removal on stderr", 10*time.Second, func() bool { return strings.Contains(errOut.String(), "# BBB is removed") })
+	relaytest.Eventually(t, "the removal on stderr", func() bool { return strings.Contains(errOut.String(), "# BBB is removed") })
 	admin(http.MethodPut, "/v1/symbols/BBB", `{"upstream":"fielded"}`, http.StatusCreated)
 	// The open stream no longer carries BBB (the server dropped it on
 	// removal): cut it, and tail resumes with both symbols.
 	a := lines("AAA", withFields)
-	waitFor(t, "AAA goes on", 10*time.Second, func() bool { return lines("AAA", withFields) >= a+3 })
+	relaytest.Eventually(t, "AAA goes on", func() bool { return lines("AAA", withFields) >= a+3 })
 	ln.CutAll()
-	waitFor(t, "BBB with bid and ask", 15*time.Second, func() bool { return lines("BBB", withFields) >= 3 })
+	relaytest.Eventually(t, "BBB with bid and ask", func() bool { return lines("BBB", withFields) >= 3 })
 }
