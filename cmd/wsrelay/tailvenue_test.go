@@ -22,8 +22,7 @@ func TestTailPresetsEndToEnd(t *testing.T) {
 		line                    string // what a line must show, as a regexp after "seq=N"
 	}{
 		{"binance", "ticker", "BTCUSDT", venuefake.NewBinance(venuefake.BinanceConfig{Config: scale}), `last=[0-9.]+  bid=[0-9.]+  ask=[0-9.]+`},
-		// (binance bbo is left out: the fake lowercases the whole stream
-		// name and then refuses @bookTicker as an invalid stream.)
+		{"binance", "bbo", "ETHUSDT", venuefake.NewBinance(venuefake.BinanceConfig{Config: scale}), `bid=[0-9.]+  ask=[0-9.]+`},
 		{"bybit", "bbo", "ETHUSDT", venuefake.NewBybit(venuefake.BybitConfig{Config: scale}), `bid=[0-9.]+  ask=[0-9.]+`},
 		{"okx", "bbo", "ETH-USDT", venuefake.NewOKX(venuefake.OKXConfig{Config: scale}), `bid=[0-9.]+  ask=[0-9.]+`},
 		{"coinbase", "ticker", "BTC-USD", venuefake.NewCoinbase(venuefake.CoinbaseConfig{Config: scale}), `last=[0-9.]+  bid=[0-9.]+  ask=[0-9.]+`},
