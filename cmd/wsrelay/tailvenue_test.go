@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -29,6 +32,11 @@ func TestTailPresetsEndToEnd(t *testing.T) {
 		{"okx", "trades", "BTC-USDT", venuefake.NewOKX(venuefake.OKXConfig{Config: scale}), `last=[0-9.]+`},
 		{"htx", "ticker", "btcusdt", venuefake.NewHTX(venuefake.HTXConfig{Config: scale}), `last=[0-9.]+  bid=[0-9.]+  ask=[0-9.]+`},
 		{"kraken", "ticker", "BTC-USD=BTC/USD", venuefake.NewKraken(venuefake.KrakenConfig{Config: scale}), `last=[0-9.]+  bid=[0-9.]+  ask=[0-9.]+`},
+		{"bitfinex", "ticker", "tBTCUSD", venuefake.NewBitfinex(venuefake.BitfinexConfig{Config: scale}), `last=[0-9.]+  bid=[0-9.]+  ask=[0-9.]+`},
+		{"deribit", "ticker", "BTC-PERPETUAL", venuefake.NewDeribit(venuefake.DeribitConfig{Config: scale}), `last=[0-9.]+  bid=[0-9.]+  ask=[0-9.]+`},
+		{"gateio", "bbo", "BTC_USDT", venuefake.NewGate(venuefake.GateConfig{Config: scale}), `bid=[0-9.]+  ask=[0-9.]+`},
+		{"bitstamp", "trades", "BTCUSD", venuefake.NewBitstamp(venuefake.BitstampConfig{Config: scale}), `last=[0-9.]+`},
+		{"kucoin", "ticker", "BTC-USDT", venuefake.NewKuCoin(venuefake.KuCoinConfig{Config: scale}), `last=[0-9.]+  bid=[0-9.]+  ask=[0-9.]+`},
 	} {
 		t.Run(c.preset+"/"+c.channel, func(t *testing.T) {
 			srv := httptest.NewServer(c.fake)
@@ -36,8 +44,19 @@ func TestTailPresetsEndToEnd(t *testing.T) {
 			defer c.fake.Close()
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			p := startRelay(t, ctx, "-preset", c.preset, "-channel", c.channel, "-upstream", c.fake.WSURL(srv.URL), "-symbols", c.symbol)
 			name, _, _ := strings.Cut(c.symbol, "=")
+			args := []string{"-preset", c.preset, "-channel", c.channel, "-upstream", c.fake.WSURL(srv.URL), "-symbols", c.symbol}
+			if k, ok := c.fake.(*venuefake.KuCoin); ok {
+				// KuCoin's URL comes from its token call: point that at the fake.
+				cfg := fmt.Sprintf("upstreams:\n  - name: kucoin\n    preset: kucoin\n    channel: %s\n    symbols: [%s]\n    resolve: {url: %s}\n",
+					c.channel, name, k.BulletURL(srv.URL))
+				path := filepath.Join(t.TempDir(), "wsrelay.yaml")
+				if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args = []string{"-config", path}
+			}
+			p := startRelay(t, ctx, args...)
 			out, errOut := &syncBuffer{}, &syncBuffer{}
 			tctx, tcancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
