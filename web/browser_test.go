@@ -1,148 +1,35 @@
 package web_test
 
 import (
-	"context"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-
-	"github.com/wsrelay/wsrelay"
-	"github.com/wsrelay/wsrelay/api"
-	"github.com/wsrelay/wsrelay/relay/relaytest"
-	"github.com/wsrelay/wsrelay/web"
 )
 
-// chromiumPath finds the browser; in CI a missing browser is a failure.
-func chromiumPath(t *testing.T) string {
-	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"} {
-		if p == "" {
-			continue
-		}
-		if _, err := exec.LookPath(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("Chromium is missing; .ci/run installs Debian's chromium package")
-	}
-	t.Skip("Chromium not found (apt-get install chromium); skipping the browser test")
-	return ""
-}
-
-// artifactDir is where screenshots go: WSRELAY_ARTIFACTS, or the ignored
-// artifacts/ folder at the repository root.
-func artifactDir(t *testing.T) string {
-	dir := os.Getenv("WSRELAY_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join("..", "artifacts")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// startStack runs the whole stack (relaytest) with the page mounted.
-func startStack(t *testing.T) *relaytest.Stack {
-	s := relaytest.Start(t, relaytest.Options{Symbols: []string{"BTCUSDT", "ETHUSDT", "LTCUSDT"}, Rate: 10})
-	a, err := api.New(api.Config{Broker: s.Broker, Upstreams: s.Relay, Web: web.Handler(), OpenAPI: wsrelay.OpenAPI,
-		SSE: api.SSEConfig{Retry: 300 * time.Millisecond, Heartbeat: 2 * time.Second}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Serve(t, a)
-	return s
-}
+// visibleRows counts the board's rows in the DOM that are shown (the list
+// is virtualised: a pool of rows, the unused ones hidden).
+const visibleRows = `document.querySelectorAll("#rows .row:not([hidden])").length`
 
 // TestBoardInBrowser drives the real page in headless Chromium.
 func TestBoardInBrowser(t *testing.T) {
-	exe := chromiumPath(t)
-	s := startStack(t)
-
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 860),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true))
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-
-	// Start the browser, then collect the console from the first page on.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting Chromium: %v", err)
-	}
-	cctx, stopConsole := context.WithCancel(ctx)
-	messages := chromedp.Console(cctx)
-	var mu sync.Mutex
-	var problems []string
-	consoleDone := make(chan struct{})
-	go func() {
-		defer close(consoleDone)
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			bad := m.IsException() || m.Type == "error"
-			// The server-side cut below legitimately breaks the stream's
-			// chunked response; the network log reports that as an error.
-			if bad && m.Source == "network" && strings.Contains(m.Text+m.URL, "/v1/stream") {
-				bad = false
-			}
-			if bad {
-				mu.Lock()
-				problems = append(problems, m.String())
-				mu.Unlock()
-			}
-		}
-	}()
-
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		tctx, tcancel := context.WithTimeout(ctx, 20*time.Second)
-		defer tcancel()
-		if err := chromedp.Do(tctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	eval := func(expr string) string {
-		t.Helper()
-		tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
-		defer tcancel()
-		v, err := chromedp.Run(tctx, chromedp.Evaluate[any](expr))
-		if err != nil {
-			t.Fatalf("evaluate %s: %v", expr, err)
-		}
-		return fmt.Sprint(v)
-	}
-	waitJS := func(what, expr string, d time.Duration) {
-		t.Helper()
-		deadline := time.Now().Add(d)
-		for eval(expr) != "true" {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s (%s); page state: %s", what, expr,
-					eval(`JSON.stringify({conn: __wsrelay.conn, url: __wsrelay.url, events: __wsrelay.events, gaps: __wsrelay.gaps, dups: __wsrelay.dups})`))
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	b := newBrowser(t, 1280, 860)
+	s := startStack(t, stackConfig{})
 
 	// The page loads and shows a row per demo symbol.
-	run("load", chromedp.Navigate(s.URL+"/"), chromedp.WaitVisible(`.row[data-symbol="BTCUSDT"]`))
-	waitJS("three rows", `document.querySelectorAll("#rows .row").length === 3`, 10*time.Second)
-	waitJS("connected", `__wsrelay.conn === "connected"`, 10*time.Second)
+	b.run("load", chromedp.Navigate(s.srv.URL+"/"), chromedp.WaitVisible(`.row[data-symbol="BTCUSDT"]`))
+	b.waitJS("three rows", visibleRows+` === 3`, 10*time.Second)
+	b.waitJS("connected", `__wsrelay.conn === "connected"`, 10*time.Second)
+	if u := b.eval(`__wsrelay.url`); u != "/v1/stream" {
+		t.Fatalf("the page streams %q, want every symbol on /v1/stream", u)
+	}
 
 	// Prices change within a few seconds.
-	price := func() string { return eval(`document.querySelector('.row[data-symbol="BTCUSDT"] .price').textContent`) }
+	price := func() string {
+		return b.eval(`document.querySelector('.row[data-symbol="BTCUSDT"] .price').textContent`)
+	}
 	first := price()
 	deadline := time.Now().Add(10 * time.Second)
 	for price() == first || price() == "—" {
@@ -151,56 +38,83 @@ func TestBoardInBrowser(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	waitJS("a sparkline", `document.querySelector('.row[data-symbol="ETHUSDT"] polyline').getAttribute("points").split(" ").length > 3`, 10*time.Second)
-	waitJS("the panel shows a quote", `document.getElementById("raw").textContent.includes('"seq"')`, 10*time.Second)
+	b.waitJS("a sparkline", `document.querySelector('.row[data-symbol="ETHUSDT"] polyline').getAttribute("points").split(" ").length > 3`, 10*time.Second)
+	b.waitJS("the panel shows a quote", `document.getElementById("raw").textContent.includes('"seq"')`, 10*time.Second)
+	b.waitJS("the panel's chart", `document.getElementById("chart-line").getAttribute("points").split(" ").length > 3`, 10*time.Second)
+
+	// The page reads last, bid and ask through /v1/symbols' fields (JSON
+	// pointers, numbers kept as the venue wrote strings), else guesses the
+	// last price as it always did.
+	if got := b.eval(`(async () => {
+		const { pickQuote, pickPrice } = await import("/app.js");
+		const { compileFields } = await import("/prices.js");
+		const t = (q) => [q.last && q.last.text, q.bid && q.bid.text, q.ask && q.ask.text].join("|");
+		return [
+			t(pickQuote({c: "1792.84", b: "1792.83", a: "1792.85", p: "28.2"}, compileFields({last: "/c", bid: "/b", ask: "/a"}))),
+			t(pickQuote([{bid: 81205.0, ask: 81205.1, last: 81205.1}], compileFields({last: "/0/last", bid: "/0/bid", ask: "/0/ask"}))),
+			t(pickQuote({bids: [["8476.97", "256"]], asks: [["8476.98", "415"]]}, compileFields({bid: "/bids/0/0", ask: "/asks/0/0"}))),
+			t(pickQuote({bids: [["8476.97", "256"]], asks: [["8476.98", "415"]]}, compileFields({bid: "/bids", ask: "/asks/0"}))),
+			t(pickQuote([0.003744, 358.9, 0.0037548, 338.1, -0.00008, -0.02, 0.0037494], compileFields({last: "/6", bid: "/0", ask: "/2"}))),
+			t(pickQuote({"a/b": {"~x": "7"}}, compileFields({last: "/a~1b/~0x"}))),
+			t(pickQuote({group: "g", data: [{close: "55.59", last_price: "55.59"}]}, null)),
+			t(pickQuote({price: "1.5"}, compileFields({last: "/missing"}))),
+			String(pickPrice({tick: {close: 26274.5}}).value),
+		].join(" ");
+	})()`); got != "1792.84|1792.83|1792.85 81,205.10|81,205.00|81,205.10 |8476.97|8476.98 |8476.97|8476.98 0.0037494|0.003744|0.0037548 7|| 55.59|| 1.5|| 26274.5" {
+		t.Errorf("pickQuote: %s", got)
+	}
 
 	// A server-side cut of the stream: the page recovers without a reload
 	// and has seen every quote exactly once.
-	eval(`window.__marker = 42`)
-	before := eval(`String(__wsrelay.quotes)`)
-	s.Listener.CutAll()
-	waitJS("recovery after the cut", `__wsrelay.conn === "resumed" && __wsrelay.quotes > `+before+` + 10`, 20*time.Second)
-	if eval(`String(window.__marker)`) != "42" {
+	b.eval(`window.__marker = 42`)
+	before := b.eval(`String(__wsrelay.quotes)`)
+	s.ln.CutAll()
+	b.waitJS("recovery after the cut", `__wsrelay.conn === "resumed" && __wsrelay.quotes > `+before+` + 10`, 20*time.Second)
+	if b.eval(`String(window.__marker)`) != "42" {
 		t.Fatal("the page reloaded")
 	}
-	if g := eval(`__wsrelay.gaps + "/" + __wsrelay.dups + "/" + __wsrelay.resets`); g != "0/0/0" {
+	if g := b.eval(`__wsrelay.gaps + "/" + __wsrelay.dups + "/" + __wsrelay.resets`); g != "0/0/0" {
 		t.Fatalf("gaps/duplicates/resets after the resume: %s", g)
 	}
 
-	// A filter change reconnects with the new symbols= list and is kept
-	// in the URL.
-	run("filter", chromedp.SendKeys("#filter", "btc"+kb.Enter))
-	waitJS("one row", `document.querySelectorAll("#rows .row").length === 1 && __wsrelay.url.includes("symbols=BTCUSDT") && location.search.includes("filter=btc")`, 10*time.Second)
-	q := eval(`String(__wsrelay.quotes)`)
-	waitJS("quotes after the filter", `__wsrelay.quotes > `+q+` + 3 && __wsrelay.conn === "connected"`, 10*time.Second)
+	// A filter only changes the view (the stream already carries every
+	// symbol) and is kept in the URL.
+	streams := s.log.streamCount()
+	b.run("filter", chromedp.SendKeys("#filter", "btc"+kb.Enter))
+	b.waitJS("one row", visibleRows+` === 1 && document.querySelector("#rows .row:not([hidden])").dataset.symbol === "BTCUSDT"`, 10*time.Second)
+	b.waitJS("the filter in the URL", `location.search.includes("filter=btc")`, 10*time.Second)
+	q := b.eval(`String(__wsrelay.quotes)`)
+	b.waitJS("quotes after the filter", `__wsrelay.quotes > `+q+` + 3 && __wsrelay.conn === "resumed"`, 10*time.Second)
+	if n := s.log.streamCount(); n != streams {
+		t.Fatalf("the filter opened %d new streams", n-streams)
+	}
 
 	// Back to every symbol for the screenshots.
-	run("clear filter", chromedp.SendKeys("#filter", strings.Repeat(kb.Backspace, 3)+kb.Enter))
-	waitJS("three rows again", `document.querySelectorAll("#rows .row").length === 3`, 10*time.Second)
+	b.run("clear filter", chromedp.SendKeys("#filter", strings.Repeat(kb.Backspace, 3)+kb.Enter))
+	b.waitJS("three rows again", visibleRows+` === 3`, 10*time.Second)
 	time.Sleep(1500 * time.Millisecond)
-	dir := artifactDir(t)
-	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatal(err)
+	b.screenshot("board-desktop.png")
+
+	// Narrower windows: no row's cells overflow it.
+	for _, w := range []int{1280, 1100, 1000, 900, 700} {
+		b.run("resize", chromedp.EmulateViewport(int64(w), 800))
+		time.Sleep(200 * time.Millisecond)
+		if got := b.eval(`[...document.querySelectorAll("#rows .row:not([hidden]), .board-head")].every((r) => r.scrollWidth <= r.clientWidth + 1)`); got != "true" {
+			t.Errorf("at %dpx a row overflows: %s", w, b.eval(`JSON.stringify([...document.querySelectorAll("#rows .row:not([hidden]), .board-head")].map((r) => [r.scrollWidth, r.clientWidth]))`))
+		}
 	}
-	os.WriteFile(filepath.Join(dir, "board-desktop.png"), shot, 0o644)
 
 	// A phone width: no horizontal scrolling.
-	run("phone", chromedp.EmulateViewport(390, 844))
+	b.run("phone", chromedp.EmulateViewport(390, 844))
 	time.Sleep(500 * time.Millisecond)
-	if eval(`String(document.documentElement.scrollWidth <= window.innerWidth + 1)`) != "true" {
-		t.Errorf("the page scrolls sideways at 390px: %s > 390", eval(`String(document.documentElement.scrollWidth)`))
+	if b.eval(`String(document.documentElement.scrollWidth <= window.innerWidth + 1)`) != "true" {
+		t.Errorf("the page scrolls sideways at 390px: %s > 390", b.eval(`String(document.documentElement.scrollWidth)`))
 	}
-	if shot, err = chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
-		os.WriteFile(filepath.Join(dir, "board-phone.png"), shot, 0o644)
-	}
-	t.Logf("screenshots in %s", dir)
+	b.screenshot("board-phone.png")
+	t.Logf("screenshots in %s", artifactDir(t))
 
-	stopConsole()
-	<-consoleDone
-	mu.Lock()
-	defer mu.Unlock()
-	for _, p := range problems {
-		t.Errorf("console: %s", p)
+	if r := s.log.refusals(); len(r) > 0 {
+		t.Errorf("requests refused: %v", r)
 	}
+	b.checkConsole()
 }

@@ -1,7 +1,11 @@
 // Package web is wsrelay's live quote board: a static page (HTML, CSS and
 // JavaScript modules, no build step, no external resources) embedded into
 // the binary. It talks to the relay only through its public HTTP API: one
-// multiplexed EventSource plus REST for the symbol list and sparkline seeds.
+// EventSource for every symbol (GET /v1/stream without symbols=), REST for
+// the symbol list (upstream, state, fields) and the selected symbol's
+// history. The list is virtualised and redrawn once per animation frame,
+// so a whole exchange (hundreds of symbols, each updating several times a
+// second) costs the browser little; see the README's Performance section.
 package web
 
 import (

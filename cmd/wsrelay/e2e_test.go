@@ -307,8 +307,8 @@ func TestTailResumesAcrossDrops(t *testing.T) {
 		t.Fatalf("tail said nothing about the dropped connection: %q", errOut)
 	}
 	// The plain format: symbol, seq, fields, latency.
-	line := formatQuote([]byte(`{"symbol":"X","seq":7,"received_at":"2026-01-01T00:00:00Z","stale":false,"data":{"data":[{"close":"1.5","sent_ns":1767225600000000000}]}}`), time.Date(2026, 1, 1, 0, 0, 0, int(3*time.Millisecond), time.UTC))
-	if !strings.Contains(line, "seq=7") || !strings.Contains(line, "close=1.5") || !strings.Contains(line, "relay+3ms") || !strings.Contains(line, "e2e=3ms") {
+	line := formatQuote([]byte(`{"symbol":"X","seq":7,"received_at":"2026-01-01T00:00:00Z","stale":false,"data":{"data":[{"close":"1.5","sent_ns":1767225600000000000}]}}`), nil, time.Date(2026, 1, 1, 0, 0, 0, int(3*time.Millisecond), time.UTC))
+	if !strings.Contains(line, "seq=7") || !strings.Contains(line, "last=1.5") || !strings.Contains(line, "relay+3ms") || !strings.Contains(line, "e2e=3ms") {
 		t.Fatalf("line %q", line)
 	}
 	// An unknown symbol is an error, not an endless retry.

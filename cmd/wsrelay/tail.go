@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -54,6 +53,15 @@ func tail(ctx context.Context, args []string, getenv func(string) string, stdout
 	client.ReconnectNotify = func(err error, d time.Duration) {
 		fmt.Fprintf(stderr, "# connection lost (%v); retrying in %s\n", err, d.Round(time.Millisecond))
 	}
+	var fields *fieldsCache
+	if !*asJSON {
+		// Where each symbol's prices are (fields); without it the line
+		// guesses from the data's keys.
+		fields = newFieldsCache(base.JoinPath("/v1/symbols").String())
+		if err := fields.refresh(ctx); err != nil {
+			fmt.Fprintf(stderr, "# %v; guessing prices from the data\n", err)
+		}
+	}
 	handle := func(m *sse.Event) {
 		if len(m.Data) == 0 { // comments (keepalives) reach the handler empty
 			return
@@ -64,11 +72,14 @@ func tail(ctx context.Context, args []string, getenv func(string) string, stdout
 				fmt.Fprintf(stdout, "%s\n", m.Data)
 				return
 			}
-			fmt.Fprintln(stdout, formatQuote(m.Data, time.Now()))
+			fmt.Fprintln(stdout, formatQuote(m.Data, func(sym string) *quoteFields { return fields.lookup(ctx, sym) }, time.Now()))
 		case "status":
 			var st struct{ Symbol, State, Reason string }
 			if json.Unmarshal(m.Data, &st) == nil {
-				fmt.Fprintf(stderr, "# %s is %s: %s\n", st.Symbol, st.State, st.Reason)
+				fmt.Fprintf(stderr, "# %s is %s: %s\n", printable(st.Symbol, 64), printable(st.State, 32), printable(st.Reason, 300))
+				if st.State == "removed" && fields != nil {
+					fields.forget(st.Symbol) // it may come back on another upstream
+				}
 			}
 		case "reset":
 			fmt.Fprintf(stderr, "# reset (%s): quotes may have been missed; a snapshot follows\n", m.Data)
@@ -118,62 +129,79 @@ func checkSymbols(ctx context.Context, u string) error {
 	return fmt.Errorf("tail: %s answered %s", u, resp.Status)
 }
 
-// formatQuote renders one line: symbol, seq, a few fields of the data and
-// the latency (from the relay's receipt, and from the upstream's send time
-// when the frame carries one).
-func formatQuote(raw []byte, now time.Time) string {
-	var q struct {
-		Symbol     string          `json:"symbol"`
-		Seq        uint64          `json:"seq"`
-		ReceivedAt time.Time       `json:"received_at"`
-		Stale      bool            `json:"stale"`
-		Data       json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(raw, &q); err != nil {
-		return string(raw)
-	}
-	var line strings.Builder
-	fmt.Fprintf(&line, "%-10s seq=%-7d", q.Symbol, q.Seq)
-	fields, sentNS := pickFields(q.Data)
-	for _, f := range fields {
-		line.WriteString("  ")
-		line.WriteString(f)
-	}
-	fmt.Fprintf(&line, "  relay+%s", now.Sub(q.ReceivedAt).Round(100*time.Microsecond))
-	if sentNS > 0 {
-		fmt.Fprintf(&line, "  e2e=%s", now.Sub(time.Unix(0, sentNS)).Round(100*time.Microsecond))
-	}
-	if q.Stale {
-		line.WriteString("  STALE")
-	}
-	return line.String()
+// fieldsCache holds each symbol's fields from GET /v1/symbols. A symbol
+// it does not know makes it read the list again, at most once per
+// refetchEvery. Not safe for concurrent use (the SSE client calls its
+// handler from one goroutine).
+type fieldsCache struct {
+	url       string
+	client    *http.Client
+	known     map[string]*quoteFields // nil value: known, no fields
+	fetchedAt time.Time
 }
 
-// pickFields finds the quote object (the data, or the first element of its
-// "data" array) and returns up to four well-known price fields.
-func pickFields(data json.RawMessage) ([]string, int64) {
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(data, &obj) != nil {
-		return nil, 0
+const refetchEvery = 5 * time.Second
+
+func newFieldsCache(url string) *fieldsCache {
+	return &fieldsCache{url: url, client: &http.Client{Timeout: 5 * time.Second}, known: map[string]*quoteFields{}}
+}
+
+// lookup returns the fields of symbol, reading /v1/symbols again when the
+// symbol is new to it. A nil cache (tail -json) knows nothing.
+func (c *fieldsCache) lookup(ctx context.Context, symbol string) *quoteFields {
+	if c == nil {
+		return nil
 	}
-	if inner, ok := obj["data"]; ok {
-		var arr []map[string]json.RawMessage
-		var one map[string]json.RawMessage
-		if json.Unmarshal(inner, &arr) == nil && len(arr) > 0 {
-			obj = arr[0]
-		} else if json.Unmarshal(inner, &one) == nil {
-			obj = one
+	if f, ok := c.known[symbol]; ok {
+		return f
+	}
+	if time.Since(c.fetchedAt) >= refetchEvery {
+		c.refresh(ctx) // on failure the heuristic stands in
+	}
+	return c.known[symbol]
+}
+
+// forget drops a removed symbol: when it comes back (perhaps on another
+// upstream, with other fields), its first quote reads the list at once.
+func (c *fieldsCache) forget(symbol string) {
+	delete(c.known, symbol)
+	c.fetchedAt = time.Time{}
+}
+
+// refresh reads GET /v1/symbols.
+func (c *fieldsCache) refresh(ctx context.Context) error {
+	c.fetchedAt = time.Now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+	if err != nil {
+		return fmt.Errorf("tail: %w", err)
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("tail: reading the symbols' fields: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("tail: %s answered %s", c.url, resp.Status)
+	}
+	var body struct {
+		Symbols []struct {
+			Symbol string `json:"symbol"`
+			Fields *struct {
+				Last string `json:"last"`
+				Bid  string `json:"bid"`
+				Ask  string `json:"ask"`
+			} `json:"fields"`
+		} `json:"symbols"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&body); err != nil {
+		return fmt.Errorf("tail: reading %s: %w", c.url, err)
+	}
+	for _, s := range body.Symbols {
+		var f *quoteFields
+		if s.Fields != nil {
+			f = parseFields(s.Fields.Last, s.Fields.Bid, s.Fields.Ask)
 		}
+		c.known[s.Symbol] = f
 	}
-	var out []string
-	for _, k := range []string{"last_price", "close", "price", "bid", "ask", "high", "low", "volume"} {
-		if v, ok := obj[k]; ok && len(out) < 4 {
-			out = append(out, k+"="+string(bytes.Trim(v, `"`)))
-		}
-	}
-	var sent int64
-	if v, ok := obj["sent_ns"]; ok {
-		json.Unmarshal(v, &sent)
-	}
-	return out, sent
+	return nil
 }

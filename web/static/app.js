@@ -1,19 +1,36 @@
-// wsrelay live quote board: one multiplexed EventSource, REST for the
-// symbol list and the sparkline seeds. No dependencies, no build step.
+// wsrelay live quote board: one EventSource for every symbol of the relay
+// (GET /v1/stream without symbols=, so any number of symbols is one
+// request the server accepts), REST for the symbol list and the selected
+// symbol's history. Quotes only update the models; the board draws once
+// per animation frame, and only the rows that are visible. No
+// dependencies, no build step.
+
+import { pickPrice, pickQuote, compileFields } from "./prices.js";
+import { Board, sparkPoints } from "./board.js";
+
+export { pickPrice, pickQuote } from "./prices.js";
 
 const $ = (id) => document.getElementById(id);
-const SPARK_POINTS = 120;
-const SVG = "http://www.w3.org/2000/svg";
+const POINTS = 240;            // prices kept per symbol (the panel's chart; rows show the last 40)
+const SYMBOLS_EVERY = 15000;   // how often /v1/symbols is read again (new symbols, states)
 
+const params = new URLSearchParams(location.search);
 const page = {
-  known: [],             // every symbol the relay serves, from /v1/symbols
+  known: [],             // every symbol the relay serves, sorted, from /v1/symbols
   states: new Map(),     // symbol -> upstream state
-  rows: new Map(),       // watched symbol -> row model
-  filter: new URLSearchParams(location.search).get("filter") || "",
+  rows: new Map(),       // symbol -> model (every symbol, listed or filtered out)
+  view: [],              // what the list shows: models, and group heads when grouped
+  shown: 0,              // symbols that pass the filter
+  filter: params.get("filter") || "",
+  sort: ["name", "change", "updated"].includes(params.get("sort")) ? params.get("sort") : "name",
+  desc: params.get("dir") === "desc",
+  group: params.get("group") === "1",
+  collapsed: new Set(),
   es: null,
   url: "",
   lastId: "",
-  opens: 0,
+  opens: 0,              // successful opens of the current stream
+  connects: 0,           // streams this page opened itself (EventSource's own retries not counted)
   conn: "connecting",
   events: 0,
   eps: 0,
@@ -24,197 +41,165 @@ const page = {
   selected: null,
   retry: 1000,
   retryTimer: 0,
-  dirty: new Set(),
-  frame: 0,
+  dirty: new Set(),      // models changed since the last frame
+  symbolsAt: 0,
+  openedAt: 0,
+  panelFor: null,
+  board: null,
 };
 // For people poking at the page and for the browser test.
 window.__wsrelay = page;
 
 function setConn(state) {
+  if (page.conn === state) return;
   page.conn = state;
-  const el = $("conn");
-  el.dataset.state = state;
+  $("conn").dataset.state = state;
   $("conn-text").textContent = state;
 }
 
-// --- quotes ---------------------------------------------------------------
+// --- models ---------------------------------------------------------------
 
-function toNum(v) {
-  const n = typeof v === "number" ? v : parseFloat(v);
-  if (!Number.isFinite(n)) return null;
-  return { value: n, text: typeof v === "string" ? v : fmt(n) };
+function model(symbol) {
+  return {
+    symbol, upper: symbol.toUpperCase(), upstream: "", preset: "", channel: "", fields: null, fieldsKey: "",
+    state: "connecting", reason: "", statusAt: 0,
+    seq: 0, q: null, at: 0, last: null, bid: null, ask: null, value: null,
+    base: null, dir: 0, flashAt: 0, points: [], seedFrom: 0, seeded: false,
+    streamed: false,   // a quote came on the open stream
+    seenAt: 0,         // when (page clock) the last quote came
+    listedAt: 0,       // when /v1/symbols first listed it (again)
+  };
 }
 
-function fmt(n) {
-  const digits = Math.abs(n) >= 1000 ? 2 : Math.abs(n) >= 1 ? 4 : 8;
-  return n.toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: digits });
+function addModel(symbol) {
+  const m = model(symbol);
+  page.rows.set(symbol, m);
+  page.board.invalidate();
+  return m;
 }
 
-// pickPrice finds a price in a quote's upstream data, whatever its shape:
-// {data:[{last_price}]}, {data:{close}}, {price}, [ {c} ] …
-export function pickPrice(data) {
-  let o = data;
-  for (let i = 0; i < 3 && o && typeof o === "object"; i++) {
-    if (Array.isArray(o)) { o = o[0]; continue; }
-    let found = null;
-    for (const k of ["last_price", "lastPrice", "last", "close", "price", "c", "p", "bid"]) {
-      if (k in o && (found = toNum(o[k]))) return found;
-    }
-    if ("data" in o) { o = o.data; continue; }
-    if ("tick" in o) { o = o.tick; continue; }
-    break;
-  }
-  return typeof o === "number" || typeof o === "string" ? toNum(o) : null;
+function pushPoint(m, v) {
+  m.points.push(v);
+  if (m.points.length > 2 * POINTS) m.points.splice(0, m.points.length - POINTS);
 }
 
 function onQuote(q) {
   page.quotes++;
-  const row = page.rows.get(q.symbol);
-  if (!row) return;
-  if (row.seq) {
-    if (q.seq <= row.seq) { page.dups++; return; }
-    if (q.seq !== row.seq + 1) page.gaps++;
+  let m = page.rows.get(q.symbol);
+  if (!m) {
+    // The stream knows a symbol the list does not have yet (EventSource
+    // reconnected by itself after it was added): read the list again.
+    m = addModel(q.symbol);
+    soonSymbols();
   }
-  row.seq = q.seq;
-  row.q = q;
-  row.at = Date.parse(q.received_at);
-  const p = pickPrice(q.data);
-  if (p) {
-    if (row.base == null) row.base = p.value;
-    row.dir = row.price == null ? 0 : Math.sign(p.value - row.price.value);
-    row.price = p;
-    row.points.push({ seq: q.seq, v: p.value });
-    if (row.points.length > SPARK_POINTS) row.points.splice(0, row.points.length - SPARK_POINTS);
+  m.streamed = true;
+  m.seenAt = Date.now();
+  if (m.seq) {
+    if (q.seq <= m.seq) { page.dups++; return; }
+    if (q.seq !== m.seq + 1) page.gaps++;
   }
-  if (q.stale) row.state = "stale";
-  else if (row.state === "stale" || row.state === "connecting") row.state = "live";
-  markDirty(row);
+  m.seq = q.seq;
+  m.q = q;
+  m.at = Date.parse(q.received_at);
+  const p = pickQuote(q.data, m.fields);
+  m.last = p.last;
+  m.bid = p.bid;
+  m.ask = p.ask;
+  if (p.value != null) {
+    if (m.base == null) m.base = p.value;
+    if (m.value != null && p.value !== m.value) {
+      m.dir = Math.sign(p.value - m.value);
+      m.flashAt = Date.now();
+    }
+    m.value = p.value;
+    if (!m.seedFrom) m.seedFrom = q.seq;
+    pushPoint(m, p.value);
+  }
+  if (q.stale) m.state = "stale";
+  else if (m.state === "stale" || m.state === "connecting" || m.state === "removed") m.state = "live";
+  page.states.set(m.symbol, m.state);
+  page.board.touch(m);
 }
 
 function onStatus(s) {
+  let m = page.rows.get(s.symbol);
+  if (!m) {
+    if (s.state === "removed") return;
+    m = addModel(s.symbol);
+    soonSymbols();
+  }
+  m.state = s.state;
+  m.reason = s.reason || "";
+  m.statusAt = Date.now();
+  page.states.set(m.symbol, m.state);
   if (s.state === "removed") {
-    page.known = page.known.filter((k) => k !== s.symbol);
-    page.states.delete(s.symbol);
-    syncRows();
-    return;
+    // A symbol added again under the same name starts a new sequence. The
+    // row stays, marked removed, until the next read of the symbol list.
+    m.seq = 0;
+    m.streamed = false;
   }
-  page.states.set(s.symbol, s.state);
-  const row = page.rows.get(s.symbol);
-  if (row) {
-    row.state = s.state;
-    row.reason = s.reason;
-    markDirty(row);
-  }
+  page.board.touch(m);
+  if (page.group) page.board.invalidate(); // the group's live count
 }
 
-// --- rendering ------------------------------------------------------------
+// --- the selected symbol --------------------------------------------------
 
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text != null) e.textContent = text;
-  return e;
-}
-
-function makeRow(symbol) {
-  const node = el("div", "row");
-  node.dataset.symbol = symbol;
-  node.setAttribute("role", "row");
-  node.tabIndex = 0;
-  const sym = el("span", "sym", symbol);
-  const price = el("span", "num price", "—");
-  const chg = el("span", "num chg", "");
-  const sparkCell = el("span", "spark-cell");
-  const svg = document.createElementNS(SVG, "svg");
-  svg.setAttribute("class", "spark");
-  svg.setAttribute("viewBox", "0 0 120 32");
-  svg.setAttribute("preserveAspectRatio", "none");
-  const line = document.createElementNS(SVG, "polyline");
-  svg.append(line);
-  sparkCell.append(svg);
-  const when = el("span", "num when");
-  const time = el("b", null, "—");
-  const age = el("span", "age", "");
-  when.append(time, el("br"), age);
-  const state = el("span", "state", page.states.get(symbol) || "connecting");
-  state.dataset.state = state.textContent;
-  node.append(sym, price, chg, sparkCell, when, state);
-  const select = () => selectSymbol(symbol);
-  node.addEventListener("click", select);
-  node.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") select(); });
-  return {
-    symbol, node, els: { price, chg, svg, line, time, age, state },
-    seq: 0, q: null, at: 0, price: null, base: null, dir: 0, points: [],
-    state: page.states.get(symbol) || "connecting", reason: "",
-  };
-}
-
-function markDirty(row) {
-  page.dirty.add(row);
-  if (!page.frame) page.frame = requestAnimationFrame(render);
-}
-
-function render() {
-  page.frame = 0;
-  for (const row of page.dirty) renderRow(row);
-  page.dirty.clear();
-}
-
-function renderRow(row) {
-  const { price, chg, svg, line, time, state } = row.els;
-  if (row.price) {
-    price.textContent = row.price.text;
-    if (row.dir) {
-      price.classList.remove("flash-up", "flash-down");
-      void price.offsetWidth; // restart the flash
-      price.classList.add(row.dir > 0 ? "flash-up" : "flash-down");
-      clearTimeout(row.flashTimer);
-      row.flashTimer = setTimeout(() => price.classList.remove("flash-up", "flash-down"), 450);
-      row.dir = 0;
-    }
-    const pct = row.base ? ((row.price.value - row.base) / row.base) * 100 : 0;
-    chg.textContent = (pct > 0 ? "+" : pct < 0 ? "−" : "±") + Math.abs(pct).toFixed(2) + "%";
-    chg.className = "num chg " + (pct > 0 ? "up" : pct < 0 ? "down" : "");
-  }
-  if (row.points.length > 1) {
-    const vs = row.points.map((p) => p.v);
-    const lo = Math.min(...vs), hi = Math.max(...vs), span = hi - lo || 1;
-    const step = 120 / (vs.length - 1);
-    line.setAttribute("points", vs.map((v, i) => `${(i * step).toFixed(1)},${(30 - ((v - lo) / span) * 28).toFixed(1)}`).join(" "));
-    svg.setAttribute("class", "spark " + (vs[vs.length - 1] >= vs[0] ? "up" : "down"));
-  }
-  if (row.at) time.textContent = new Date(row.at).toLocaleTimeString();
-  state.textContent = row.state;
-  state.dataset.state = row.state;
-  state.title = row.reason || "";
-  if (page.selected === row.symbol) renderPanel(row);
-}
-
-function ageText(ms) {
-  if (ms < 1000) return "just now";
-  if (ms < 60000) return `${(ms / 1000).toFixed(ms < 10000 ? 1 : 0)}s ago`;
-  if (ms < 3600000) return `${Math.floor(ms / 60000)}m ago`;
-  return `${Math.floor(ms / 3600000)}h ago`;
-}
-
-function tickAges() {
-  const now = Date.now();
-  for (const row of page.rows.values()) if (row.at) row.els.age.textContent = ageText(now - row.at);
-}
-
-function selectSymbol(symbol) {
+function selectSymbol(symbol, reveal) {
+  const prev = page.rows.get(page.selected);
   page.selected = symbol;
-  for (const row of page.rows.values()) row.node.classList.toggle("selected", row.symbol === symbol);
-  const row = page.rows.get(symbol);
-  if (row) renderPanel(row);
+  if (prev) page.board.touch(prev);
+  const m = page.rows.get(symbol);
+  if (!m) return;
+  page.board.touch(m);
+  page.panelFor = null;
+  if (reveal) {
+    const i = page.board.indexOf(symbol);
+    if (i >= 0) page.board.reveal(i);
+  }
+  // Once the selection settles (arrow keys held down make many).
+  clearTimeout(seedTimer);
+  seedTimer = setTimeout(() => { if (page.selected === symbol) seedHistory(m); }, 250);
 }
 
-function renderPanel(row) {
+let seedTimer = 0;
+
+// seedHistory fills the selected symbol's chart with what the relay kept
+// (one request per symbol, on first selection).
+async function seedHistory(m) {
+  if (m.seeded || m.state === "removed" || !page.rows.has(m.symbol)) return;
+  m.seeded = true;
+  try {
+    const r = await fetch(`/v1/quotes/${encodeURIComponent(m.symbol)}/history?limit=${POINTS}`);
+    if (!r.ok) return;
+    const { quotes } = await r.json();
+    const seed = [];
+    for (const q of quotes) {
+      const p = pickQuote(q.data, m.fields);
+      if (p.value != null && (!m.seedFrom || q.seq < m.seedFrom)) seed.push(p.value);
+    }
+    if (seed.length) {
+      m.points = seed.concat(m.points).slice(-POINTS);
+      page.board.touch(m);
+    }
+  } catch (e) {
+    // the stream fills the chart anyway
+  }
+}
+
+function renderPanel(m) {
   const base = location.origin;
-  const s = encodeURIComponent(row.symbol);
-  $("panel-title").textContent = row.symbol;
-  $("raw").textContent = row.q ? JSON.stringify(row.q, null, 2) : "no quote yet";
-  const after = row.q ? row.q.id : "<id>";
+  const s = encodeURIComponent(m.symbol);
+  $("panel-title").textContent = m.symbol;
+  let sub = m.state + (m.reason && m.state !== "live" ? ` (${m.reason})` : "");
+  if (m.upstream) sub += ` · upstream ${m.upstream}`;
+  if (m.preset) sub += ` · preset ${m.preset}${m.channel ? ", channel " + m.channel : ""}`;
+  $("panel-sub").textContent = sub;
+  $("p-last").textContent = m.last ? m.last.text : "—";
+  $("p-bid").textContent = m.bid ? m.bid.text : "—";
+  $("p-ask").textContent = m.ask ? m.ask.text : "—";
+  $("chart-line").setAttribute("points", sparkPoints(m.points, POINTS, 340, 80));
+  $("raw").textContent = m.q ? JSON.stringify(m.q, null, 2) : "no quote yet";
+  const after = m.q ? m.q.id : "<id>";
   $("curl").textContent =
     `# latest quote\ncurl -s ${base}/v1/quotes/${s}\n\n` +
     `# every quote after an id (lossless polling)\ncurl -s "${base}/v1/quotes/${s}/history?after=${after}&limit=100"\n\n` +
@@ -224,73 +209,169 @@ function renderPanel(row) {
     `es.addEventListener("quote", (e) => {\n  const q = JSON.parse(e.data);\n  console.log(q.symbol, q.seq, q.data);\n});`;
 }
 
-// --- symbols and filter ---------------------------------------------------
-
-function watched() {
-  const terms = page.filter.toUpperCase().split(/[\s,]+/).filter(Boolean);
-  if (!terms.length) return page.known.slice();
-  return page.known.filter((s) => terms.some((t) => s.toUpperCase().includes(t)));
-}
-
-// syncRows makes the rows match the watched symbols; it reports whether
-// the set changed (and so the stream must be reopened).
-function syncRows() {
-  const want = watched();
-  const before = [...page.rows.keys()].join(",");
-  for (const [sym, row] of page.rows) {
-    if (!want.includes(sym)) { row.node.remove(); page.rows.delete(sym); }
+// afterFrame runs at the end of each board frame: the panel follows its
+// symbol at most once a frame.
+function afterFrame(dirty) {
+  const m = page.rows.get(page.selected);
+  if (m && (dirty.has(m) || page.panelFor !== m)) {
+    page.panelFor = m;
+    renderPanel(m);
   }
-  const rowsEl = $("rows");
-  for (const sym of want) {
-    if (!page.rows.has(sym)) {
-      const row = makeRow(sym);
-      page.rows.set(sym, row);
-      seedSparkline(row);
-    }
-    rowsEl.append(page.rows.get(sym).node); // keeps the order sorted
-  }
-  $("empty").hidden = want.length > 0 || page.known.length === 0;
-  const list = $("symbol-list");
-  list.replaceChildren(...page.known.map((s) => Object.assign(document.createElement("option"), { value: s })));
-  if (page.selected && !page.rows.has(page.selected)) page.selected = null;
-  if (!page.selected && want.length) selectSymbol(want[0]);
-  return want.join(",") !== before;
-}
-
-async function seedSparkline(row) {
-  try {
-    const r = await fetch(`/v1/quotes/${encodeURIComponent(row.symbol)}/history?limit=${SPARK_POINTS}`);
-    if (!r.ok) return;
-    const { quotes } = await r.json();
-    const first = row.points.length ? row.points[0].seq : Infinity;
-    const seed = [];
-    for (const q of quotes) {
-      const p = pickPrice(q.data);
-      if (p && q.seq < first) seed.push({ seq: q.seq, v: p.value });
-    }
-    row.points = seed.concat(row.points).slice(-SPARK_POINTS);
-    if (row.base == null && seed.length) row.base = seed[seed.length - 1].v;
-    markDirty(row);
-  } catch (e) {
-    // the stream fills the sparkline anyway
+  if (!page.selected && page.view.length) {
+    const first = page.view.find((it) => it.symbol !== undefined);
+    if (first) selectSymbol(first.symbol);
   }
 }
 
+// --- symbols --------------------------------------------------------------
+
+// loadSymbols reads /v1/symbols: upstream, preset, fields and state of
+// each symbol. It reports whether the open stream may lack a symbol: the
+// server fixes a stream's symbols when it opens, so one listed since then
+// that has not come on the stream needs a new stream (resumed, lossless).
 async function loadSymbols() {
+  const started = Date.now();
   const r = await fetch("/v1/symbols");
   if (!r.ok) throw new Error(`/v1/symbols answered ${r.status}`);
   const { symbols } = await r.json();
-  page.known = symbols.map((s) => s.symbol);
-  for (const s of symbols) page.states.set(s.symbol, s.state);
+  let changed = false;
+  const seen = new Set();
+  for (const s of symbols) {
+    seen.add(s.symbol);
+    let m = page.rows.get(s.symbol);
+    if (!m) { m = addModel(s.symbol); m.listedAt = started; }
+    else if (m.state === "removed" && !m.streamed && m.statusAt < started) m.listedAt = started; // added again
+    if (m.upstream !== s.upstream || m.preset !== (s.preset || "") || m.channel !== (s.channel || "")) {
+      m.upstream = s.upstream || "";
+      m.preset = s.preset || "";
+      m.channel = s.channel || "";
+      changed = true;
+    }
+    const fk = s.fields ? JSON.stringify(s.fields) : "";
+    if (fk !== m.fieldsKey) { m.fieldsKey = fk; m.fields = compileFields(s.fields); }
+    // A status event newer than this answer wins over it.
+    if (m.statusAt < started) {
+      if (m.state !== s.state) { m.state = s.state; changed = true; }
+      m.reason = s.last_error || "";
+    }
+    page.states.set(s.symbol, m.state);
+    page.board.touch(m);
+  }
+  for (const [sym, m] of page.rows) {
+    // Not listed: removed (the status may have been missed while the
+    // stream was down). One whose quotes still come stays.
+    if (!seen.has(sym) && m.statusAt < started && (m.state === "removed" || m.seenAt < started - 5000)) {
+      page.rows.delete(sym);
+      page.states.delete(sym);
+      if (page.selected === sym) page.selected = null;
+      changed = true;
+    }
+  }
+  const known = [...page.rows.keys()].sort();
+  if (changed || known.join() !== page.known.join()) {
+    page.known = known;
+    page.board.invalidate();
+    $("symbol-list").replaceChildren(...known.map((s) => Object.assign(document.createElement("option"), { value: s })));
+  }
+  page.symbolsAt = Date.now();
+  let missing = false;
+  for (const m of page.rows.values()) if (!m.streamed && m.listedAt > page.openedAt) missing = true;
+  return missing;
 }
 
-function applyFilter(text) {
-  page.filter = text.trim();
+let soonTimer = 0;
+// soonSymbols reads the symbol list again shortly: once per burst, and at
+// most every 5 s.
+function soonSymbols() {
+  if (soonTimer) return;
+  const wait = Math.max(500, page.symbolsAt + 5000 - Date.now());
+  soonTimer = setTimeout(async () => {
+    soonTimer = 0;
+    try {
+      if (await loadSymbols()) connect(true);
+    } catch (e) { /* the next periodic read retries */ }
+  }, wait);
+}
+
+// --- view controls --------------------------------------------------------
+
+function saveView() {
   const u = new URL(location.href);
-  if (page.filter) u.searchParams.set("filter", page.filter);
-  else u.searchParams.delete("filter");
+  const set = (k, v) => (v ? u.searchParams.set(k, v) : u.searchParams.delete(k));
+  set("filter", page.filter);
+  set("sort", page.sort === "name" ? "" : page.sort);
+  set("dir", page.desc ? "desc" : "");
+  set("group", page.group ? "1" : "");
   history.replaceState(null, "", u);
-  if (syncRows()) connect(false);
+}
+
+let saveTimer = 0;
+function applyFilter(text) {
+  const f = text.trim();
+  if (f === page.filter) return;
+  page.filter = f;
+  page.board.invalidate();
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(saveView, 250);
+}
+
+function setSort(sort, desc) {
+  page.sort = sort;
+  page.desc = desc;
+  $("sort").value = sort;
+  $("dir").textContent = desc ? "↓" : "↑";
+  for (const b of document.querySelectorAll(".board-head [data-sort]")) {
+    b.setAttribute("aria-sort", b.dataset.sort === sort ? (desc ? "descending" : "ascending") : "none");
+  }
+  page.board.invalidate();
+  saveView();
+}
+
+function setGroup(on) {
+  page.group = on;
+  $("group").checked = on;
+  page.board.invalidate();
+  saveView();
+}
+
+function wireControls() {
+  const input = $("filter");
+  input.value = page.filter;
+  input.addEventListener("input", () => applyFilter(input.value));
+  input.addEventListener("search", () => applyFilter(input.value));
+  input.addEventListener("keydown", (e) => { if (e.key === "Enter") applyFilter(input.value); });
+  $("sort").addEventListener("change", (e) => setSort(e.target.value, e.target.value !== "name"));
+  $("dir").addEventListener("click", () => setSort(page.sort, !page.desc));
+  $("group").addEventListener("change", (e) => setGroup(e.target.checked));
+  for (const b of document.querySelectorAll(".board-head [data-sort]")) {
+    b.addEventListener("click", () => {
+      const s = b.dataset.sort;
+      setSort(s, s === page.sort ? !page.desc : s !== "name");
+    });
+  }
+  const rows = $("rows");
+  rows.addEventListener("click", (e) => {
+    const row = e.target.closest(".row");
+    if (!row) return;
+    if (row.dataset.symbol) selectSymbol(row.dataset.symbol);
+    else if (row.dataset.group != null) {
+      const g = row.dataset.group;
+      if (page.collapsed.has(g)) page.collapsed.delete(g); else page.collapsed.add(g);
+      page.board.invalidate();
+    }
+  });
+  // ↑ ↓ move the selection through the listed symbols.
+  $("viewport").addEventListener("keydown", (e) => {
+    if (e.key !== "ArrowDown" && e.key !== "ArrowUp") return;
+    const syms = page.view.filter((it) => it.symbol !== undefined);
+    if (!syms.length) return;
+    let i = syms.findIndex((m) => m.symbol === page.selected);
+    i = e.key === "ArrowDown" ? Math.min(syms.length - 1, i + 1) : Math.max(0, i - 1);
+    selectSymbol(syms[i].symbol, true);
+    e.preventDefault();
+  });
+  setSort(page.sort, page.desc);
+  $("group").checked = page.group;
 }
 
 // --- the stream -----------------------------------------------------------
@@ -299,19 +380,20 @@ function connect(resume) {
   clearTimeout(page.retryTimer);
   if (page.es) page.es.close();
   page.es = null;
-  const syms = [...page.rows.keys()];
-  if (!syms.length) { setConn("connected"); return; }
-  let url = `/v1/stream?symbols=${syms.map(encodeURIComponent).join(",")}`;
-  if (resume && page.lastId) url += `&last_event_id=${encodeURIComponent(page.lastId)}`;
-  if (!resume) {
-    page.opens = 0;
-    for (const row of page.rows.values()) row.seq = 0; // the snapshot starts a new sequence
+  let url = "/v1/stream";
+  if (resume && page.lastId) url += `?last_event_id=${encodeURIComponent(page.lastId)}`;
+  if (!resume || !page.lastId) {
+    for (const m of page.rows.values()) m.seq = 0; // a snapshot starts a new sequence
   }
   page.url = url;
+  page.connects++;
   const es = new EventSource(url);
   page.es = es;
+  let opened = 0;
   es.onopen = () => {
-    setConn(page.opens++ === 0 && !resume ? "connected" : "resumed");
+    setConn(opened++ === 0 && !resume ? "connected" : "resumed");
+    page.opens++;
+    page.openedAt = Date.now(); // the server has just fixed this stream's symbols
     page.retry = 1000;
   };
   es.onerror = () => {
@@ -338,25 +420,26 @@ function connect(resume) {
     page.events++;
     page.resets++;
     setConn("reset");
-    for (const row of page.rows.values()) row.seq = 0; // a snapshot follows
+    for (const m of page.rows.values()) m.seq = 0; // a snapshot follows
   });
 }
 
-function startRate() {
+function tick() {
   let last = 0;
   setInterval(() => {
     page.eps = page.events - last;
     last = page.events;
     $("eps").textContent = page.eps;
+    page.board.agesDue = true;
+    page.board.schedule();
   }, 1000);
 }
 
 async function main() {
-  const input = $("filter");
-  input.value = page.filter;
-  input.addEventListener("keydown", (e) => { if (e.key === "Enter") applyFilter(input.value); });
-  input.addEventListener("change", () => applyFilter(input.value));
-  input.addEventListener("search", () => applyFilter(input.value));
+  page.board = new Board(page, {
+    viewport: $("viewport"), rows: $("rows"), empty: $("empty"), count: $("count"), onRender: afterFrame,
+  });
+  wireControls();
   for (;;) {
     try {
       await loadSymbols();
@@ -366,10 +449,8 @@ async function main() {
       await new Promise((r) => setTimeout(r, 2000));
     }
   }
-  syncRows();
   connect(false);
-  setInterval(tickAges, 250);
-  startRate();
+  tick();
   // Laptops sleep and networks drop: come back without a reload.
   window.addEventListener("online", () => {
     if (!page.es || page.es.readyState === EventSource.CLOSED) connect(true);
@@ -377,13 +458,13 @@ async function main() {
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden && (!page.es || page.es.readyState === EventSource.CLOSED)) connect(true);
   });
-  // New symbols (added by an admin) show up without a reload.
+  // New symbols (added by an admin) show up without a reload: the stream
+  // is reopened where it stopped, now with them.
   setInterval(async () => {
     try {
-      await loadSymbols();
-      if (syncRows()) connect(false);
+      if (await loadSymbols()) connect(true);
     } catch (e) { /* the stream's own state shows trouble */ }
-  }, 15000);
+  }, SYMBOLS_EVERY);
 }
 
 main();
