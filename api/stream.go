@@ -14,10 +14,7 @@ func (s *Server) handleStreamAll(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if len(syms) == 0 {
-		syms = s.broker.Symbols()
-	}
-	s.serveStream(w, r, syms)
+	s.serveStream(w, r, syms) // none: every symbol, as the broker knows them when the stream opens
 }
 
 // handleStreamOne serves GET /v1/quotes/{symbol}/stream.
@@ -65,7 +62,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, syms []stri
 		writeErrorBody(w, refused)
 		return
 	}
-	sub, err := s.broker.Subscribe(syms, relay.SubscribeOptions{After: after, Snapshot: snapshot, Queue: s.sse.Queue, MaxRate: rate})
+	sub, err := s.broker.Subscribe(syms, relay.SubscribeOptions{After: after, Snapshot: snapshot, Queue: s.sse.Queue, MaxRate: rate, All: len(syms) == 0})
 	if err != nil {
 		release()
 		s.writeError(w, r, err)

@@ -456,3 +456,28 @@ func BenchmarkBrokerFanout(b *testing.B) {
 		})
 	}
 }
+
+// TestSubscribeAllTakesTheSymbolsOfTheMoment: an all-symbols subscription
+// takes the set under the broker's lock, so a symbol removed just before
+// cannot make it fail.
+func TestSubscribeAllTakesTheSymbolsOfTheMoment(t *testing.T) {
+	b, _ := NewBroker(BrokerConfig{})
+	defer b.Close()
+	for _, s := range []string{"A", "B", "C"} {
+		b.AddSymbol(s)
+	}
+	if err := b.RemoveSymbol("B"); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := b.Subscribe([]string{"B"}, SubscribeOptions{All: true})
+	if err != nil {
+		t.Fatalf("a symbol removed before the subscription: %v", err)
+	}
+	defer sub.Close()
+	b.Publish("A", []byte(`1`), time.Now())
+	b.Publish("C", []byte(`2`), time.Now())
+	evs, err := sub.Next(t.Context(), nil)
+	if err != nil || len(evs) != 2 || evs[0].Symbol != "A" || evs[1].Symbol != "C" {
+		t.Fatalf("%v %v", evs, err)
+	}
+}

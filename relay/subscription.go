@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -24,6 +25,10 @@ type SubscribeOptions struct {
 	// MaxRate > 0 conflates: at most MaxRate quotes per second per symbol,
 	// always the newest one. Status and reset events are never conflated.
 	MaxRate float64
+	// All subscribes to every symbol known at that moment (the symbols
+	// argument is then ignored): no symbol removed meanwhile can make it
+	// fail.
+	All bool
 }
 
 // Subscription yields the events of a set of symbols, in one of two ways:
@@ -72,6 +77,9 @@ func (b *Broker) Subscribe(symbols []string, opt SubscribeOptions) (*Subscriptio
 	defer b.mu.Unlock()
 	if b.closed {
 		return nil, ErrClosed
+	}
+	if opt.All {
+		symbols = slices.Sorted(maps.Keys(b.topics))
 	}
 	for _, name := range symbols {
 		t, ok := b.topics[name]
