@@ -138,13 +138,11 @@ func (c *stream) fill(buf []byte) ([]byte, error) {
 		c.p.metrics.delivered(batch, time.Now())
 		clear(batch)
 		c.beat.Store(false)
-		select {
-		case <-c.sub.Done():
+		if c.sub.Ended() {
 			// It ended after these last events (every symbol removed),
 			// and its notify came while the stream was queued: run once
 			// more to take the end.
 			c.state.Store(stDirty)
-		default:
 		}
 		return buf, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -50,6 +51,7 @@ type Subscription struct {
 
 	notify  chan struct{} // capacity 1: "something changed"
 	done    chan struct{} // closed when err is set
+	ended   atomic.Bool   // err is set (Ended, without a channel operation)
 	onReady func()        // replaces notify when set (SetNotify)
 }
 
@@ -210,6 +212,7 @@ func (s *Subscription) setErr(err error, drain bool) {
 		clear(s.pending)
 		s.pending = nil
 	}
+	s.ended.Store(true)
 	close(s.done)
 	if s.onReady != nil {
 		s.onReady()
@@ -259,6 +262,10 @@ func (s *Subscription) detachLocked(except *topic) {
 // Done is closed when the subscription has ended (cut off, closed, or every
 // symbol removed); Err then tells why.
 func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Ended reports whether the subscription has ended (Done is closed); it
+// is cheap enough to ask after every batch.
+func (s *Subscription) Ended() bool { return s.ended.Load() }
 
 // Err returns why the subscription ended, or nil while it runs.
 func (s *Subscription) Err() error {
