@@ -47,7 +47,7 @@ type session struct {
 	quotes    atomic.Uint64         // quotes published from this session
 
 	// The outbox: subscribe and unsubscribe frames the owner queued,
-	// written in order by the session's sender within subscribe_rate.
+	// written in order by the session's writer within subscribe_rate.
 	outMu   sync.Mutex
 	outQ    [][]byte
 	outWake chan struct{} // capacity 1
@@ -162,19 +162,14 @@ func (c *conn) connect(ctx context.Context, prev *session, release, dialed func(
 	if cfg.Ready == nil {
 		s.readyOnce.Do(func() { close(s.ready) })
 	}
-	readDone, sendDone := make(chan struct{}), make(chan struct{})
+	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
 		s.read(rules)
 	}()
 	go func() {
-		defer close(sendDone)
-		s.send()
-	}()
-	go func() {
-		s.ping()
+		s.writeLoop()
 		<-readDone
-		<-sendDone
 		close(s.done)
 	}()
 	if cfg.Ready != nil {
@@ -302,7 +297,7 @@ func (s *session) close(code websocket.StatusCode, reason string, frames [][]byt
 	<-s.done
 }
 
-// enqueue queues a frame for the sender; it never blocks.
+// enqueue queues a frame for the writer; it never blocks.
 func (s *session) enqueue(frame []byte) {
 	s.outMu.Lock()
 	s.outQ = append(s.outQ, frame)
@@ -313,50 +308,61 @@ func (s *session) enqueue(frame []byte) {
 	}
 }
 
-// send writes the queued frames in order, at most subscribe_rate of them
-// per window (Deribit cuts a connection that subscribes faster), until the
-// session ends.
-func (s *session) send() {
-	rate := s.c.up.cfg.SubscribeRate
-	var sent []time.Time // the last rate.N writes
-	var timer *time.Timer
+// writeLoop is the session's writer: it sends the queued frames in order,
+// at most subscribe_rate of them per window (Deribit cuts a connection
+// that subscribes faster), and every ping interval the app ping, the
+// framing's keepalive and a WebSocket ping (no pong within ping_timeout
+// fails the session), until the session ends.
+func (s *session) writeLoop() {
+	cfg := &s.c.up.cfg
+	ping := time.NewTicker(s.pingInterval)
+	defer ping.Stop()
+	var pace *time.Timer
+	var paceC <-chan time.Time
 	defer func() {
-		if timer != nil {
-			timer.Stop()
+		if pace != nil {
+			pace.Stop()
 		}
 	}()
+	var sent []time.Time // the last subscribe_rate.N writes
+	var buf []byte
 	for {
 		select {
 		case <-s.quit:
 			return
 		case <-s.outWake:
+		case <-paceC:
+			paceC = nil
+		case <-ping.C:
+			if !s.pingOnce(&buf) {
+				return
+			}
+			continue
 		}
-		for {
+		for paceC == nil {
 			s.outMu.Lock()
 			if len(s.outQ) == 0 {
 				s.outMu.Unlock()
 				break
 			}
+			if rate := cfg.SubscribeRate; rate.N > 0 && len(sent) == rate.N {
+				if d := time.Until(sent[0].Add(rate.Per)); d > 0 {
+					s.outMu.Unlock()
+					if pace == nil {
+						pace = time.NewTimer(d)
+					} else {
+						pace.Reset(d)
+					}
+					paceC = pace.C
+					break
+				}
+				sent = sent[1:]
+			}
 			f := s.outQ[0]
 			s.outQ[0] = nil
 			s.outQ = s.outQ[1:]
 			s.outMu.Unlock()
-			if rate.N > 0 {
-				if len(sent) == rate.N {
-					if d := time.Until(sent[0].Add(rate.Per)); d > 0 {
-						if timer == nil {
-							timer = time.NewTimer(d)
-						} else {
-							timer.Reset(d)
-						}
-						select {
-						case <-s.quit:
-							return
-						case <-timer.C:
-						}
-					}
-					sent = sent[1:]
-				}
+			if cfg.SubscribeRate.N > 0 {
 				sent = append(sent, time.Now())
 			}
 			if err := s.write(f); err != nil {
@@ -375,48 +381,39 @@ func (s *session) write(payload []byte) error {
 	return s.ws.Write(wctx, websocket.MessageText, s.fr.encode(nil, payload))
 }
 
-// ping sends the app ping, the framing's keepalive and a WebSocket ping
-// every ping interval; a ping without pong within ping_timeout fails the
-// session.
-func (s *session) ping() {
+// pingOnce sends the app ping, the framing's keepalive and a WebSocket
+// ping, and waits for its pong; it fails the session and reports false
+// when one of them fails.
+func (s *session) pingOnce(buf *[]byte) bool {
 	cfg := &s.c.up.cfg
-	t := time.NewTicker(s.pingInterval)
-	defer t.Stop()
-	var buf []byte
-	for {
-		select {
-		case <-s.quit:
-			return
-		case <-t.C:
-		}
-		if cfg.AppPing != "" {
-			buf = s.c.up.tmpl.appPing.render(buf[:0], &tmplArgs{nextID: s.nextID}, escJSON)
-			if err := s.write(buf); err != nil {
-				s.fail(fmt.Errorf("app ping: %w", err))
-				return
-			}
-		}
-		if ka := s.fr.keepalive(); ka != nil {
-			if err := s.write(ka); err != nil {
-				s.fail(fmt.Errorf("keepalive: %w", err))
-				return
-			}
-		}
-		pctx, cancel := context.WithTimeout(context.Background(), cfg.PingTimeout)
-		err := s.ws.Ping(pctx) // returns at once when the connection closes
-		cancel()
-		select {
-		case <-s.quit:
-			return
-		default:
-		}
-		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) {
-				s.fail(fmt.Errorf("no pong within %s", cfg.PingTimeout))
-			} else {
-				s.fail(fmt.Errorf("ping: %w", err))
-			}
-			return
+	if cfg.AppPing != "" {
+		*buf = s.c.up.tmpl.appPing.render((*buf)[:0], &tmplArgs{nextID: s.nextID}, escJSON)
+		if err := s.write(*buf); err != nil {
+			s.fail(fmt.Errorf("app ping: %w", err))
+			return false
 		}
 	}
+	if ka := s.fr.keepalive(); ka != nil {
+		if err := s.write(ka); err != nil {
+			s.fail(fmt.Errorf("keepalive: %w", err))
+			return false
+		}
+	}
+	pctx, cancel := context.WithTimeout(context.Background(), cfg.PingTimeout)
+	err := s.ws.Ping(pctx) // returns at once when the connection closes
+	cancel()
+	select {
+	case <-s.quit:
+		return false
+	default:
+	}
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			s.fail(fmt.Errorf("no pong within %s", cfg.PingTimeout))
+		} else {
+			s.fail(fmt.Errorf("ping: %w", err))
+		}
+		return false
+	}
+	return true
 }
