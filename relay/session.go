@@ -22,7 +22,8 @@ const closeWait = 2 * time.Second
 
 // session is one WebSocket connection of a conn: dialled (after the gate
 // and the resolve call), opened by its framing, read by its own reader
-// goroutine and pinged by its own pinger. The conn's owner subscribes and
+// goroutine and written (queued subscribes, pings) by its writer goroutine.
+// The conn's owner subscribes and
 // closes it.
 type session struct {
 	c     *conn
@@ -43,7 +44,7 @@ type session struct {
 	quit      chan struct{}
 	quitOnce  sync.Once
 	cause     atomic.Pointer[error] // why the session was failed from outside the reader
-	done      chan struct{}         // closed when reader and pinger have returned
+	done      chan struct{}         // closed when reader and writer have returned
 	quotes    atomic.Uint64         // quotes published from this session
 
 	// The outbox: subscribe and unsubscribe frames the owner queued,
@@ -69,7 +70,7 @@ type dialResult struct {
 
 // dial connects a new session: the gate, the resolve call, the framing's
 // negotiation, the handshake, the framing's open, the ready frame. The
-// session's reader and pinger run once it returns without error.
+// session's reader and writer run once it returns without error.
 func (c *conn) dial(ctx context.Context, prev *session, handover bool) dialResult {
 	up := c.up
 	cfg := &up.cfg
