@@ -22,9 +22,8 @@ const closeWait = 2 * time.Second
 
 // session is one WebSocket connection of a conn: dialled (after the gate
 // and the resolve call), opened by its framing, read by its own reader
-// goroutine and written (queued subscribes, pings) by its writer goroutine.
-// The conn's owner subscribes and
-// closes it.
+// goroutine and written (queued subscribes, pings) by its writer
+// goroutine. The conn's owner subscribes and closes it.
 type session struct {
 	c     *conn
 	ws    *websocket.Conn
