@@ -44,31 +44,15 @@ func newGate(rate Rate, maxOpen int) *gate {
 // long acquire waited.
 func (g *gate) acquire(ctx context.Context) (release, done func(), wait time.Duration, err error) {
 	start := time.Now()
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
+	var w waiter
+	defer w.stop()
 	for {
 		ok, rec, delay, freed := g.try(time.Now(), true)
 		if ok {
 			return g.releaser(), g.marker(rec), time.Since(start), nil
 		}
-		var tc <-chan time.Time
-		if delay > 0 {
-			if timer == nil {
-				timer = time.NewTimer(delay)
-			} else {
-				timer.Reset(delay)
-			}
-			tc = timer.C
-		}
-		select {
-		case <-ctx.Done():
-			return nil, nil, time.Since(start), context.Cause(ctx)
-		case <-tc:
-		case <-freed:
+		if err := w.wait(ctx, delay, freed); err != nil {
+			return nil, nil, time.Since(start), err
 		}
 	}
 }
@@ -87,33 +71,46 @@ func (g *gate) tryAcquire(ctx context.Context) (release, done func(), ok bool, e
 		return nil, nil, false, nil
 	}
 	release = g.releaser()
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
+	var w waiter
+	defer w.stop()
 	for {
 		ok, rec, delay, freed := g.try(time.Now(), false)
 		if ok {
 			return release, g.marker(rec), true, nil
 		}
-		var tc <-chan time.Time
-		if delay > 0 {
-			if timer == nil {
-				timer = time.NewTimer(delay)
-			} else {
-				timer.Reset(delay)
-			}
-			tc = timer.C
-		}
-		select {
-		case <-ctx.Done():
+		if err := w.wait(ctx, delay, freed); err != nil {
 			release()
-			return nil, nil, false, context.Cause(ctx)
-		case <-tc:
-		case <-freed:
+			return nil, nil, false, err
 		}
+	}
+}
+
+// waiter waits at the gate: until delay has passed (0: no limit), the gate
+// freed something, or ctx ended. Its timer is reused across waits.
+type waiter struct{ t *time.Timer }
+
+func (w *waiter) wait(ctx context.Context, delay time.Duration, freed <-chan struct{}) error {
+	var tc <-chan time.Time
+	if delay > 0 {
+		if w.t == nil {
+			w.t = time.NewTimer(delay)
+		} else {
+			w.t.Reset(delay)
+		}
+		tc = w.t.C
+	}
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-tc:
+	case <-freed:
+	}
+	return nil
+}
+
+func (w *waiter) stop() {
+	if w.t != nil {
+		w.t.Stop()
 	}
 }
 

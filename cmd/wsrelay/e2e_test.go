@@ -25,31 +25,9 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("os/signal.loop"), goleak.IgnoreAnyFunction("os/signal.signal_recv"))
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) lines() []string {
-	return strings.Split(strings.TrimSpace(s.String()), "\n")
-}
-
 type relayProc struct {
 	addr string
-	logs *syncBuffer
+	logs *relaytest.LogBuffer
 	done chan error
 }
 
@@ -57,12 +35,12 @@ type relayProc struct {
 // returns once it logs its address.
 func startRelay(t *testing.T, ctx context.Context, args ...string) *relayProc {
 	t.Helper()
-	p := &relayProc{logs: &syncBuffer{}, done: make(chan error, 1)}
+	p := &relayProc{logs: &relaytest.LogBuffer{}, done: make(chan error, 1)}
 	go func() {
 		p.done <- run(ctx, append([]string{"serve", "-listen", "127.0.0.1:0", "-log-format", "json"}, args...), env(), io.Discard, p.logs)
 	}()
 	relaytest.Eventually(t, "the listening log line", func() bool {
-		for _, l := range p.logs.lines() {
+		for _, l := range p.logs.Lines() {
 			var e struct{ Msg, Addr string }
 			if json.Unmarshal([]byte(l), &e) == nil && e.Msg == "listening" {
 				p.addr = e.Addr
@@ -274,7 +252,7 @@ func TestTailResumesAcrossDrops(t *testing.T) {
 	defer cancel()
 	p := startRelay(t, ctx)
 	proxy := newCutProxy(t, p.addr)
-	out, errOut := &syncBuffer{}, &syncBuffer{}
+	out, errOut := &relaytest.LogBuffer{}, &relaytest.LogBuffer{}
 	tctx, tcancel := context.WithCancel(t.Context())
 	tailDone := make(chan error, 1)
 	go func() {
@@ -290,7 +268,7 @@ func TestTailResumesAcrossDrops(t *testing.T) {
 		t.Fatalf("tail: %v", err)
 	}
 	last := map[string]uint64{}
-	for _, l := range out.lines() {
+	for _, l := range out.Lines() {
 		var q struct {
 			Symbol string
 			Seq    uint64

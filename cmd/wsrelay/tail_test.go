@@ -70,7 +70,7 @@ func TestTailFields(t *testing.T) {
 		http.DefaultClient.CloseIdleConnections()
 	}()
 
-	out, errOut := &syncBuffer{}, &syncBuffer{}
+	out, errOut := &relaytest.LogBuffer{}, &relaytest.LogBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"tail", "-server", srv.URL, "AAA", "BBB"}, env(), out, errOut) }()
@@ -87,7 +87,7 @@ func TestTailFields(t *testing.T) {
 	// withFields must have bid ≤ last ≤ ask (low ≤ close ≤ high).
 	lines := func(sym string, re *regexp.Regexp) int {
 		n := 0
-		for _, l := range out.lines() {
+		for _, l := range out.Lines() {
 			m := re.FindStringSubmatch(l)
 			if m == nil || m[1] != sym {
 				continue
@@ -115,7 +115,7 @@ func TestTailFields(t *testing.T) {
 	if n := lines("BBB", withFields); n > 0 {
 		t.Fatalf("BBB has no fields but %d lines show bid and ask", n)
 	}
-	for _, l := range out.lines() {
+	for _, l := range out.Lines() {
 		if !withFields.MatchString(l) && !guessed.MatchString(l) {
 			t.Fatalf("unexpected line %q", l)
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsrelay/wsrelay/relay/relaytest"
 	"github.com/wsrelay/wsrelay/relay/venuefake"
 )
 
@@ -57,14 +58,14 @@ func TestTailPresetsEndToEnd(t *testing.T) {
 				args = []string{"-config", path}
 			}
 			p := startRelay(t, ctx, args...)
-			out, errOut := &syncBuffer{}, &syncBuffer{}
+			out, errOut := &relaytest.LogBuffer{}, &relaytest.LogBuffer{}
 			tctx, tcancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- run(tctx, []string{"tail", "-server", "http://" + p.addr, name}, env(), out, errOut) }()
 			re := regexp.MustCompile(`^` + regexp.QuoteMeta(name) + ` +seq=\d+ +` + c.line + `  relay\+\S+$`)
 			matching := func() int {
 				n := 0
-				for _, l := range out.lines() {
+				for _, l := range out.Lines() {
 					if re.MatchString(l) {
 						n++
 					}
@@ -82,7 +83,7 @@ func TestTailPresetsEndToEnd(t *testing.T) {
 			if err := <-done; err != nil {
 				t.Fatalf("tail: %v", err)
 			}
-			for _, l := range out.lines() {
+			for _, l := range out.Lines() {
 				if !re.MatchString(l) {
 					t.Errorf("line %q", l)
 				}

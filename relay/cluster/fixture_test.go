@@ -21,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/wsrelay/wsrelay/relay/relaytest"
 	"github.com/wsrelay/wsrelay/relay/simfeed"
 )
 
@@ -111,7 +112,7 @@ type proc struct {
 	t    *testing.T
 	args []string
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *relaytest.LogBuffer
 	base string // http://127.0.0.1:port
 	done chan struct{}
 	err  error
@@ -131,7 +132,7 @@ func (f *fixture) start(role string, port int, extra ...string) *proc {
 
 func startProc(t *testing.T, base string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, args: args, logs: &syncBuffer{}, base: base, done: make(chan struct{})}
+	p := &proc{t: t, args: args, logs: &relaytest.LogBuffer{}, base: base, done: make(chan struct{})}
 	p.cmd = exec.Command(wsrelayBinary(t), args...)
 	p.cmd.Stderr = p.logs
 	p.cmd.Stdout = io.Discard
@@ -199,23 +200,6 @@ func (p *proc) waitReady(d time.Duration) {
 		code, _, _ := get(p.base + "/readyz")
 		return code == 200
 	})
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
