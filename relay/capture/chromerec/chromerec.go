@@ -11,7 +11,6 @@ package chromerec
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -23,6 +22,8 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/wsrelay/wsrelay/relay/capture"
 )
 
 // Config configures Record. A zero field means its default.
@@ -181,13 +182,13 @@ var webKitRE = regexp.MustCompile(`AppleWebKit/([^ ]+)`)
 func (r *recorder) har(ua string, sanitize bool) ([]byte, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var l harLog
+	var l capture.HARLog
 	l.Log.Version = "1.2"
-	l.Log.Creator = harCreator{Name: "WebInspector", Version: "n/a"}
+	l.Log.Creator = capture.HARCreator{Name: "WebInspector", Version: "n/a"}
 	if m := webKitRE.FindStringSubmatch(ua); m != nil {
 		l.Log.Creator.Version = m[1]
 	}
-	l.Log.Pages = []harPage{}
+	l.Log.Pages = []capture.HARPage{}
 	pageref := ""
 	if r.pageURL != "" {
 		var doc *request
@@ -197,7 +198,7 @@ func (r *recorder) har(ua string, sanitize bool) ([]byte, error) {
 				break
 			}
 		}
-		p := harPage{ID: "page_1", Title: r.pageURL}
+		p := capture.HARPage{ID: "page_1", Title: r.pageURL}
 		pageref = p.ID
 		if doc != nil {
 			p.StartedDateTime = isoTime(doc.pseudoWallTime(r.pageLoad.start))
@@ -211,16 +212,13 @@ func (r *recorder) har(ua string, sanitize bool) ([]byte, error) {
 		}
 		l.Log.Pages = append(l.Log.Pages, p)
 	}
-	l.Log.Entries = []harEntry{}
+	l.Log.Entries = []capture.HAREntry{}
 	for _, req := range r.order {
 		l.Log.Entries = append(l.Log.Entries, entry(req, sanitize, pageref))
 	}
 	// DevTools saves with JSON.stringify(log, null, 2): indented, no HTML escaping.
 	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(&l); err != nil {
+	if err := l.Encode(&b); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil

@@ -9,6 +9,8 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
+
+	"github.com/wsrelay/wsrelay/relay/capture"
 )
 
 // request is what DevTools' NetworkRequest keeps of one request, filled
@@ -183,16 +185,16 @@ func (r *recorder) received() int {
 // headerArray is headersMapToHeadersArray: one entry per value, values
 // joined by "\n" split. CDP gives an object, which loses the wire order:
 // names are sorted.
-func headerArray(h network.Headers) []harHeader {
+func headerArray(h network.Headers) []capture.HARHeader {
 	names := make([]string, 0, len(h))
 	for k := range h {
 		names = append(names, k)
 	}
 	slices.Sort(names)
-	out := []harHeader{}
+	out := []capture.HARHeader{}
 	for _, k := range names {
 		for _, v := range strings.Split(fmt.Sprint(h[k]), "\n") {
-			out = append(out, harHeader{Name: k, Value: v})
+			out = append(out, capture.HARHeader{Name: k, Value: v})
 		}
 	}
 	return out

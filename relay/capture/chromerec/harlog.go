@@ -10,115 +10,9 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/network"
+
+	"github.com/wsrelay/wsrelay/relay/capture"
 )
-
-// The HAR as front_end/models/har/Log.ts (devtools-frontend) builds it:
-// struct fields are in Log.ts's key order, and fields Log.ts deletes when
-// they do not apply are omitted.
-
-type harLog struct {
-	Log struct {
-		Version string     `json:"version"`
-		Creator harCreator `json:"creator"`
-		Pages   []harPage  `json:"pages"`
-		Entries []harEntry `json:"entries"`
-	} `json:"log"`
-}
-
-type harCreator struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-}
-
-type harPage struct {
-	StartedDateTime string `json:"startedDateTime"`
-	ID              string `json:"id"`
-	Title           string `json:"title"`
-	PageTimings     struct {
-		OnContentLoad float64 `json:"onContentLoad"`
-		OnLoad        float64 `json:"onLoad"`
-	} `json:"pageTimings"`
-}
-
-type harHeader struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
-}
-
-type harMessage struct {
-	Type   string  `json:"type"`
-	Time   float64 `json:"time"`
-	Opcode float64 `json:"opcode"`
-	Data   string  `json:"data"`
-}
-
-type harEntry struct {
-	ConnectionID string             `json:"_connectionId,omitempty"`
-	Initiator    *network.Initiator `json:"_initiator"`
-	Priority     *string            `json:"_priority"`
-	ResourceType string             `json:"_resourceType"`
-	Messages     *[]harMessage      `json:"_webSocketMessages,omitempty"`
-	Cache        struct{}           `json:"cache"`
-	Connection   string             `json:"connection,omitempty"`
-	Pageref      string             `json:"pageref,omitempty"`
-	Request      harRequest         `json:"request"`
-	Response     harResponse        `json:"response"`
-	ServerIP     string             `json:"serverIPAddress"`
-	Started      string             `json:"startedDateTime"`
-	Time         float64            `json:"time"`
-	Timings      harTimings         `json:"timings"`
-}
-
-type harRequest struct {
-	Method      string       `json:"method"`
-	URL         string       `json:"url"`
-	HTTPVersion string       `json:"httpVersion"`
-	Headers     []harHeader  `json:"headers"`
-	QueryString []harHeader  `json:"queryString"`
-	Cookies     []harHeader  `json:"cookies"`
-	HeadersSize int          `json:"headersSize"`
-	BodySize    int          `json:"bodySize"`
-	PostData    *harPostData `json:"postData,omitempty"`
-}
-
-type harPostData struct {
-	MimeType string `json:"mimeType"`
-	Text     string `json:"text"`
-}
-
-type harResponse struct {
-	Status       int64       `json:"status"`
-	StatusText   string      `json:"statusText"`
-	HTTPVersion  string      `json:"httpVersion"`
-	Headers      []harHeader `json:"headers"`
-	Cookies      []harHeader `json:"cookies"`
-	Content      harContent  `json:"content"`
-	RedirectURL  string      `json:"redirectURL"`
-	HeadersSize  int         `json:"headersSize"`
-	BodySize     float64     `json:"bodySize"`
-	TransferSize float64     `json:"_transferSize"`
-	Error        *string     `json:"_error"`
-	ViaSW        bool        `json:"_fetchedViaServiceWorker"`
-}
-
-type harContent struct {
-	Size        float64  `json:"size"`
-	MimeType    string   `json:"mimeType"`
-	Compression *float64 `json:"compression,omitempty"`
-	Text        *string  `json:"text,omitempty"`
-	Encoding    string   `json:"encoding,omitempty"`
-}
-
-type harTimings struct {
-	Blocked  float64 `json:"blocked"`
-	DNS      float64 `json:"dns"`
-	SSL      float64 `json:"ssl"`
-	Connect  float64 `json:"connect"`
-	Send     float64 `json:"send"`
-	Wait     float64 `json:"wait"`
-	Receive  float64 `json:"receive"`
-	Queueing float64 `json:"_blocked_queueing"`
-}
 
 // toMilliseconds is Entry.toMilliseconds: -1 stays -1.
 func toMilliseconds(t float64) float64 {
@@ -155,14 +49,15 @@ func httpVersion(headersText, protocol string, request bool) string {
 
 // entry is Entry.build for one request; sanitize is Log.ts's
 // options.sanitize (the default "Export HAR (sanitized)").
-func entry(r *request, sanitize bool, pageref string) harEntry {
-	e := harEntry{Initiator: r.initiator, Priority: r.priority, ResourceType: r.resourceType, Pageref: pageref}
-	if e.Initiator == nil {
-		e.Initiator = &network.Initiator{Type: network.InitiatorTypeOther}
+func entry(r *request, sanitize bool, pageref string) capture.HAREntry {
+	initiator := r.initiator
+	if initiator == nil {
+		initiator = &network.Initiator{Type: network.InitiatorTypeOther}
 	}
+	e := capture.HAREntry{Initiator: initiator, Priority: r.priority, ResourceType: r.resourceType, Pageref: pageref}
 	u := strings.SplitN(r.url, "#", 2)[0]
-	e.Request = harRequest{Method: r.method, URL: u, HTTPVersion: httpVersion(r.reqHeadersTxt, r.protocol, true),
-		Headers: headerArray(r.reqHeaders), QueryString: []harHeader{}, Cookies: []harHeader{}, HeadersSize: -1}
+	e.Request = capture.HARRequest{Method: r.method, URL: u, HTTPVersion: httpVersion(r.reqHeadersTxt, r.protocol, true),
+		Headers: headerArray(r.reqHeaders), QueryString: []capture.HARHeader{}, Cookies: []capture.HARHeader{}, HeadersSize: -1}
 	if r.reqHeadersTxt != "" {
 		e.Request.HeadersSize = len(r.reqHeadersTxt)
 	}
@@ -172,7 +67,7 @@ func entry(r *request, sanitize bool, pageref string) harEntry {
 				continue
 			}
 			k, v, _ := strings.Cut(kv, "=")
-			e.Request.QueryString = append(e.Request.QueryString, harHeader{Name: k, Value: v})
+			e.Request.QueryString = append(e.Request.QueryString, capture.HARHeader{Name: k, Value: v})
 		}
 	}
 	if len(r.postData) > 0 {
@@ -183,15 +78,15 @@ func entry(r *request, sanitize bool, pageref string) harEntry {
 				ct = fmt.Sprint(v)
 			}
 		}
-		e.Request.PostData = &harPostData{MimeType: ct, Text: string(r.postData)}
+		e.Request.PostData = &capture.HARPostData{MimeType: ct, Text: string(r.postData)}
 		e.Request.BodySize = len(r.postData)
 	}
 	mime := r.mimeType
 	if mime == "" {
 		mime = "x-unknown"
 	}
-	e.Response = harResponse{Status: r.status, StatusText: r.statusText, HTTPVersion: httpVersion(r.respHeadersTx, r.protocol, false),
-		Headers: headerArray(r.respHeaders), Cookies: []harHeader{}, Content: harContent{MimeType: mime},
+	e.Response = capture.HARResponse{Status: int(r.status), StatusText: r.statusText, HTTPVersion: httpVersion(r.respHeadersTx, r.protocol, false),
+		Headers: headerArray(r.respHeaders), Cookies: []capture.HARHeader{}, Content: capture.HARContent{MimeType: mime},
 		HeadersSize: -1, BodySize: -1, TransferSize: r.transferSize}
 	if r.resourceType != "websocket" {
 		e.Response.Content.Size = r.transferSize
@@ -216,7 +111,7 @@ func entry(r *request, sanitize bool, pageref string) harEntry {
 	}
 	e.Started = isoTime(r.pseudoWallTime(r.issueTime))
 	// buildTimings without a ResourceTiming (as for sockets).
-	e.Timings = harTimings{Blocked: -1, DNS: -1, SSL: -1, Connect: -1, Queueing: -1}
+	e.Timings = capture.HARTimings{Blocked: -1, DNS: -1, SSL: -1, Connect: -1, Queueing: -1}
 	if r.responseTime != -1 {
 		wait := toMilliseconds(r.responseTime - r.issueTime)
 		e.Timings.Wait = wait
@@ -242,9 +137,9 @@ func entry(r *request, sanitize bool, pageref string) harEntry {
 		e.Response.Headers = keepR
 	}
 	if r.resourceType == "websocket" {
-		msgs := []harMessage{}
+		msgs := []capture.HARMessage{}
 		for _, f := range r.frames {
-			msgs = append(msgs, harMessage{Type: f.typ, Time: f.time, Opcode: f.opcode, Data: f.text})
+			msgs = append(msgs, capture.HARMessage{Type: f.typ, Time: f.time, Opcode: f.opcode, Data: f.text})
 		}
 		e.Messages = &msgs
 	}
