@@ -362,12 +362,14 @@ func (s *session) writeLoop() {
 			s.outQ[0] = nil
 			s.outQ = s.outQ[1:]
 			s.outMu.Unlock()
-			if cfg.SubscribeRate.N > 0 {
-				sent = append(sent, time.Now())
-			}
 			if err := s.write(f); err != nil {
 				s.fail(fmt.Errorf("subscribe: %w", err))
 				return
+			}
+			if cfg.SubscribeRate.N > 0 {
+				// Stamped once the frame is out, not before: a slow
+				// write must not shorten the wait of the frame N later.
+				sent = append(sent, time.Now())
 			}
 		}
 	}

@@ -295,6 +295,13 @@ func (l *lane) run() {
 	)
 	for {
 		if !have {
+			// Take nothing while inactive: a quote held here would sit
+			// outside the buffer's bound and escape its overflow rule.
+			select {
+			case <-l.p.activeCh():
+			case <-l.stop:
+				return
+			}
 			if cur, have = l.take(); !have {
 				select {
 				case <-l.wake:
