@@ -72,16 +72,18 @@ const (
 	evEnded evKind = iota + 1
 	evReject
 	evReconnect
-	evSwitched
+	evHeld   // a handover session holds its first quote of sym
+	evSynced // the old session answered the ping that syncs syms
 )
 
 type sessEvent struct {
 	s    *session
 	kind evKind
-	err  error   // evEnded
-	sym  *symbol // evSwitched
-	msg  string  // evReject
-	id   string  // evReject: the value at the rule's id pointer
+	err  error     // evEnded; evSynced: the ping's
+	sym  *symbol   // evHeld
+	syms []*symbol // evSynced
+	msg  string    // evReject
+	id   string    // evReject: the value at the rule's id pointer
 	// route is the reject's route value.
 	route string
 }
@@ -296,12 +298,16 @@ func (c *conn) onDialed(d dialResult) {
 		c.next = s
 		c.graceAlarm.set(max(c.up.cfg.StaleAfter, 5*time.Second))
 		c.log.Info("handover: new connection subscribed; switching symbols as it delivers")
+		c.syncHandover(s) // quotes held before it was adopted (symbol in the URL)
 		c.maybeCompleteHandover()
 		return
 	}
 	c.cur = s
 	for _, m := range c.syms {
 		m.connected.Store(true)
+		if d.handover { // the old connection ended while this one was dialled
+			c.switchSymbol(m, s, true)
+		}
 	}
 	if age := c.up.cfg.MaxAge; age > 0 {
 		c.ageAlarm.set(age)
@@ -370,10 +376,12 @@ func (c *conn) onEvent(ev sessEvent) {
 			c.cur.announced = true
 			c.startHandover("the venue announced a disconnect")
 		}
-	case evSwitched:
+	case evHeld:
 		if ev.s == c.next {
-			c.maybeCompleteHandover()
+			c.syncHandover(ev.s)
 		}
+	case evSynced:
+		c.onSynced(ev)
 	case evReject:
 		if ev.s == c.cur || ev.s == c.next {
 			c.onReject(ev)
@@ -450,6 +458,61 @@ func (c *conn) startHandover(reason string) {
 	c.startDial(c.cur, true)
 }
 
+// syncHandover pings the connection next replaces, once at a time: the
+// venue answers after every message it had sent on it, so when the pong
+// is read the old reader has published every quote it was sent before the
+// ping, and the symbols whose quotes next holds can switch without a
+// gap. A ping that fails (the old connection ended, or the venue does
+// not answer within ping_timeout) switches them as well.
+func (c *conn) syncHandover(next *session) {
+	if next.syncing || next.prev == nil {
+		return
+	}
+	var syms []*symbol
+	for _, m := range c.syms {
+		if m.pendingOn(next) {
+			syms = append(syms, m)
+		}
+	}
+	if len(syms) == 0 {
+		return
+	}
+	next.syncing = true
+	old, timeout := next.prev, c.up.cfg.PingTimeout
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(c.ctx, timeout)
+		err := old.ws.Ping(ctx)
+		cancel()
+		c.event(next, sessEvent{s: next, kind: evSynced, err: err, syms: syms})
+	}()
+}
+
+func (c *conn) onSynced(ev sessEvent) {
+	next := ev.s
+	next.syncing = false
+	if next != c.next {
+		return // ended, or made current by the old one's end (which switched all)
+	}
+	if ev.err != nil {
+		c.log.Debug("handover: the old connection answered no ping; switching anyway", "err", ev.err)
+	}
+	for _, m := range ev.syms {
+		c.switchSymbol(m, next, false)
+	}
+	c.syncHandover(next) // symbols that began holding meanwhile
+	c.maybeCompleteHandover()
+}
+
+// switchSymbol moves m to s (see symbol.finishSwitch); a quote that
+// cannot be published is logged, the symbol moves anyway.
+func (c *conn) switchSymbol(m *symbol, s *session, forced bool) {
+	if err := m.finishSwitch(s, forced); err != nil {
+		m.setErr("handover: " + err.Error())
+	}
+}
+
 // maybeCompleteHandover retires the old connection once every symbol
 // delivers on the new one.
 func (c *conn) maybeCompleteHandover() {
@@ -485,7 +548,7 @@ func (c *conn) completeHandover(forced bool) {
 // completeSwitch points every symbol at the current connection.
 func (c *conn) completeSwitch() {
 	for _, m := range c.syms {
-		m.active.Store(c.cur)
+		c.switchSymbol(m, c.cur, true)
 		m.connected.Store(true)
 	}
 	if age := c.up.cfg.MaxAge; age > 0 {
@@ -522,7 +585,7 @@ func (c *conn) onReject(ev sessEvent) {
 			targets = c.syms
 		} else {
 			for _, m := range c.syms { // not yet delivering here: the ones it may mean
-				if m.active.Load() != ev.s {
+				if m.active.Load() != ev.s && !m.pendingOn(ev.s) {
 					targets = append(targets, m)
 				}
 			}

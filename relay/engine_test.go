@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"github.com/wsrelay/wsrelay/relay/faultnet"
 	"log/slog"
 	"slices"
 	"strings"
@@ -65,6 +66,9 @@ func newEngine(t *testing.T, v *testVenue, ups ...UpstreamConfig) *engine {
 	t.Cleanup(func() {
 		e.r.Close()
 		e.b.Close()
+		if t.Failed() {
+			t.Logf("relay log:\n%s", e.logs.String())
+		}
 	})
 	return e
 }
@@ -208,6 +212,44 @@ func TestAnnouncedDisconnectHandsOverWithoutLoss(t *testing.T) {
 		}
 		if st := e.status(t, s); st.Reconnects != 3 {
 			t.Fatalf("%s reconnects = %d, want 3", s, st.Reconnects)
+		}
+	}
+}
+
+// TestHandoverWaitsForTheOldConnectionsBacklog: the old connection's
+// path is congested (every chunk 80 ms late) when the venue announces its
+// end, so the new connection delivers its first quote while the old one
+// still has a backlog on the way. Switching at that first quote would lose
+// the backlog; the relay holds the new connection's quotes until a ping on
+// the old one comes back behind it. Nothing is lost.
+func TestHandoverWaitsForTheOldConnectionsBacklog(t *testing.T) {
+	v := newTestVenue(t, venueConfig{tick: 5 * time.Millisecond})
+	proxy, err := faultnet.NewProxy(strings.TrimPrefix(v.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	u := venueUpstream(v, "A", "B")
+	u.URL = "ws://" + proxy.Addr() + "/ws"
+	e := newEngine(t, v, u)
+	e.waitQuotes(t, "A", 10)
+	e.waitQuotes(t, "B", 10)
+	if n := proxy.SetLatencyOpen(80 * time.Millisecond); n != 2 {
+		t.Fatalf("%d connections slowed", n)
+	}
+	h0, _, _, _ := v.stats()
+	v.announce(time.Second)
+	eventually(t, "new connections", func() bool { h, _, _, _ := v.stats(); return h >= h0+2 })
+	eventually(t, "old connections closed", func() bool { _, _, open, _ := v.stats(); return open == 2 })
+	for _, s := range []string{"A", "B"} {
+		a := e.status(t, s).Quotes
+		e.waitQuotes(t, s, a+10)
+		q := seqs(t, e.b, s)
+		if g := gaps(q); g != 0 {
+			t.Fatalf("%s: %d quotes lost across the handover: %v", s, g, q)
+		}
+		if st := e.status(t, s); st.Reconnects != 1 {
+			t.Fatalf("%s reconnects = %d, want 1", s, st.Reconnects)
 		}
 	}
 }

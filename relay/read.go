@@ -114,24 +114,24 @@ func (s *session) handle(rules *FrameRules, rec record, now time.Time) error {
 			c.log.Debug("quote for no subscribed symbol", "route", truncate(string(res.Route), 80))
 			return nil
 		}
-		ok, switched := sym.claim(s)
-		if !ok || sym.removed.Load() {
-			return nil // the session being replaced: the new one publishes
+		if sym.removed.Load() {
+			return nil
 		}
-		if _, err := c.r.sink.Publish(sym.sym.Name, res.Data, now); err != nil {
-			if errors.Is(err, ErrUnknownSymbol) {
-				return nil // removed meanwhile
-			}
+		ok, startSync, err := sym.offer(s, res.Data, now)
+		if err != nil {
 			return fmt.Errorf("publish: %w", err)
+		}
+		if startSync {
+			c.event(s, sessEvent{s: s, kind: evHeld, sym: sym})
+		}
+		if !ok {
+			return nil // the session being replaced: the new one publishes
 		}
 		s.quotes.Add(1)
 		sym.quotes.Add(1)
 		sym.lastQuote.Store(now.UnixNano())
 		if sym.stateNow() != StateLive {
 			sym.setState(StateLive, "quotes flowing")
-		}
-		if switched {
-			c.event(s, sessEvent{s: s, kind: evSwitched, sym: sym})
 		}
 	case FramePing:
 		if err := s.write(res.Reply); err != nil {

@@ -56,6 +56,7 @@ type session struct {
 	idSyms       map[uint64]*symbol
 	subscribedAt map[*symbol]time.Time
 	announced    bool // the venue announced its end: redial without backoff
+	syncing      bool // a ping syncing the handover from prev is in flight (owner's)
 	retired      bool // closing or closed: its end needs nothing more
 }
 

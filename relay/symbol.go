@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"bytes"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -17,11 +19,17 @@ type symbol struct {
 	log *slog.Logger
 	c   *conn // set once by Relay.Add
 
-	// active is the session whose quotes of this symbol are published:
-	// a handover moves it to the new session with the new session's first
-	// quote, so nothing is lost or published twice.
+	// active is the session whose quotes of this symbol are published.
+	// A handover moves it to the new session once the old one has handed
+	// over what it had received (see offer): nothing is lost; a quote
+	// both carried may be published twice.
 	active  atomic.Pointer[session]
 	removed atomic.Bool
+
+	swMu      sync.Mutex
+	switching atomic.Bool // next is set: quotes go through swMu
+	next      *session    // the handover session whose quotes are held
+	held      []heldQuote
 
 	state     atomic.Pointer[State]
 	lastQuote atomic.Int64 // Unix ns
@@ -93,21 +101,106 @@ func (s *symbol) status() SymbolStatus {
 	}
 }
 
-// claim reports whether quotes of this symbol read on sess are to be
-// published, moving the symbol to sess when sess takes over: from no
-// session, from one that has ended, or from the session sess replaces in a
-// handover. switched is true when it moved.
-func (s *symbol) claim(sess *session) (ok, switched bool) {
-	for {
-		a := s.active.Load()
-		if a == sess {
-			return true, false
+// offer publishes a quote of this symbol read on sess, or holds or drops
+// it. The active session publishes. A handover's session (one whose prev
+// is the active session) does not publish at once: its quotes are held
+// until the old session has handed over every quote it had received
+// before (a ping on it answered: see conn.syncHandover), because the old
+// reader may still have quotes in its socket when the new one delivers
+// its first; then finishSwitch publishes the held quotes and makes sess
+// active. Older sessions' quotes are dropped (the new one has them
+// too). A session takes over at once from no session or an ended one.
+// startSync is true for the first quote held on sess.
+func (s *symbol) offer(sess *session, data []byte, at time.Time) (published, startSync bool, err error) {
+	if !s.switching.Load() && s.active.Load() == sess {
+		return true, false, s.publish(data, at)
+	}
+	s.swMu.Lock()
+	defer s.swMu.Unlock()
+	a := s.active.Load()
+	switch {
+	case a == sess:
+		// The old session while a switch waits for it: publishing under
+		// the lock keeps its quotes before the held ones.
+		return true, false, s.publish(data, at)
+	case a == nil || a.ended.Load():
+		if err := s.switchLocked(sess); err != nil {
+			return false, false, err
 		}
-		if a != nil && !a.ended.Load() && sess.prev != a {
-			return false, false // sess is the older of two live sessions
+		return true, false, s.publish(data, at)
+	case sess.prev == a && (s.next == nil || s.next == sess):
+		startSync = s.next == nil
+		s.next = sess
+		s.switching.Store(true)
+		if len(s.held) >= maxHeld {
+			// The old session takes too long to answer: switch now
+			// rather than hold without bound.
+			if err := s.switchLocked(sess); err != nil {
+				return false, false, err
+			}
+			return true, false, s.publish(data, at)
 		}
-		if s.active.CompareAndSwap(a, sess) {
-			return true, a != nil
+		s.held = append(s.held, heldQuote{data: bytes.Clone(data), at: at})
+		return true, startSync, nil
+	default:
+		return false, false, nil // sess is the older of two live sessions
+	}
+}
+
+// maxHeld bounds the quotes a handover holds per symbol while the old
+// session is being synced.
+const maxHeld = 4096
+
+type heldQuote struct {
+	data []byte
+	at   time.Time
+}
+
+// finishSwitch makes next the symbol's active session once the old one
+// was synced, publishing the quotes held on next first; it does nothing
+// unless next holds quotes of the symbol. forced switches to next in any
+// case (the handover completes without waiting for quiet symbols, or the
+// old session ended).
+func (s *symbol) finishSwitch(next *session, forced bool) error {
+	s.swMu.Lock()
+	defer s.swMu.Unlock()
+	if s.active.Load() == next && s.next == nil || !forced && s.next != next {
+		return nil
+	}
+	return s.switchLocked(next)
+}
+
+// switchLocked makes sess active after publishing the held quotes (of
+// whichever session they were held on: they were all received).
+func (s *symbol) switchLocked(sess *session) error {
+	held := s.held
+	s.held, s.next = nil, nil
+	s.active.Store(sess)
+	s.switching.Store(false)
+	for i, h := range held {
+		if err := s.publish(h.data, h.at); err != nil {
+			s.log.Warn("held quotes not published at a handover", "count", len(held)-i, "err", err)
+			return err
 		}
 	}
+	return nil
+}
+
+// pendingOn reports whether the symbol holds quotes of sess.
+func (s *symbol) pendingOn(sess *session) bool {
+	s.swMu.Lock()
+	defer s.swMu.Unlock()
+	return s.next == sess
+}
+
+// publish hands a quote to the sink; a symbol removed meanwhile is not
+// an error.
+func (s *symbol) publish(data []byte, at time.Time) error {
+	if s.removed.Load() {
+		return nil
+	}
+	if _, err := s.r.sink.Publish(s.sym.Name, data, at); err != nil && !errors.Is(err, ErrUnknownSymbol) {
+		return err
+	}
+	return nil
 }

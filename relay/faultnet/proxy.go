@@ -46,6 +46,7 @@ type Proxy struct {
 
 type pair struct {
 	client, server net.Conn
+	latency        atomic.Int64  // added to the proxy's, per chunk (SetLatencyOpen)
 	silence        chan struct{} // closed while silenced; nil = flowing
 	resetMid       atomic.Bool
 	mu             sync.Mutex
@@ -76,6 +77,18 @@ func (p *Proxy) Accepted() int {
 
 // SetLatency delays every forwarded chunk by d in each direction.
 func (p *Proxy) SetLatency(d time.Duration) { p.latency.Store(int64(d)) }
+
+// SetLatencyOpen delays every chunk of the connections open now by d more
+// in each direction, in order; connections accepted later are not slowed
+// (one congested path among fresh ones). It reports how many it slowed.
+func (p *Proxy) SetLatencyOpen(d time.Duration) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.latency.Store(int64(d))
+	}
+	return len(p.conns)
+}
 
 // SetBandwidth limits each direction of each connection to bytes per
 // second (0 = unlimited).
@@ -245,7 +258,7 @@ func (p *Proxy) pipe(c *pair, src, dst net.Conn, fromTarget bool) {
 			if !c.waitFlowing() {
 				return
 			}
-			if d := time.Duration(p.latency.Load()); d > 0 {
+			if d := time.Duration(p.latency.Load() + c.latency.Load()); d > 0 {
 				time.Sleep(d)
 			}
 			if bw := p.bandwidth.Load(); bw > 0 {
