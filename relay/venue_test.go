@@ -42,6 +42,7 @@ type testVenue struct {
 	seq        map[string]uint64
 	dials      []time.Time
 	handshakes int
+	upgrading  int // handshakes not yet refused or open
 	refused    int
 	maxOpen    int
 	received   []string
@@ -99,6 +100,15 @@ func (v *testVenue) bullet(w http.ResponseWriter, r *http.Request) {
 func (v *testVenue) serveWS(w http.ResponseWriter, r *http.Request) {
 	v.mu.Lock()
 	v.handshakes++
+	v.upgrading++
+	upgraded := false
+	defer func() {
+		if !upgraded {
+			v.mu.Lock()
+			v.upgrading--
+			v.mu.Unlock()
+		}
+	}()
 	now := time.Now()
 	if rt := v.cfg.rate; rt.N > 0 {
 		for len(v.dials) > 0 && now.Sub(v.dials[0]) >= rt.Per {
@@ -139,6 +149,8 @@ func (v *testVenue) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v.conns[c] = struct{}{}
+	v.upgrading--
+	upgraded = true
 	v.maxOpen = max(v.maxOpen, len(v.conns))
 	v.wg.Add(1)
 	v.mu.Unlock()
@@ -352,10 +364,14 @@ func (v *testVenue) dropAll() {
 	}
 }
 
+// stats reports the handshakes so far, those refused, the connections
+// open or being opened (a handshake still upgrading counts: a test waiting
+// for a number of open connections must not see a quiet moment between a
+// handshake and its registration) and the most open at once.
 func (v *testVenue) stats() (handshakes, refused, open, maxOpen int) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.handshakes, v.refused, len(v.conns), v.maxOpen
+	return v.handshakes, v.refused, len(v.conns) + v.upgrading, v.maxOpen
 }
 
 func (v *testVenue) countReceived(sub string) int {
