@@ -117,6 +117,12 @@ func (s *symbol) offer(sess *session, data []byte, at time.Time) (published, sta
 	}
 	s.swMu.Lock()
 	defer s.swMu.Unlock()
+	if s.next != nil && s.next != sess && s.next.ended.Load() {
+		// A handover session that ended before it synced (refused,
+		// cut): what it held, the active session delivers too.
+		s.next, s.held = nil, nil
+		s.switching.Store(false)
+	}
 	a := s.active.Load()
 	switch {
 	case a == sess:
