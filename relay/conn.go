@@ -541,7 +541,7 @@ func (c *conn) completeHandover(forced bool) {
 	}
 	c.completeSwitch()
 	if old != nil {
-		c.retire(old, websocket.StatusNormalClosure, "handover", nil)
+		c.retireLater(old, c.up.handoverLinger(), websocket.StatusNormalClosure, "handover")
 	}
 }
 
@@ -761,6 +761,28 @@ func (c *conn) retire(s *session, code websocket.StatusCode, reason string, fram
 	go func() {
 		defer c.wg.Done()
 		c.closeSession(s, code, reason, frames)
+	}()
+}
+
+// retireLater closes s once the handover's linger has passed (its
+// symbols still hear it meanwhile: see symbol.offer), or at once when the
+// connection shuts down; a session that ends by itself is released then.
+func (c *conn) retireLater(s *session, linger time.Duration, code websocket.StatusCode, reason string) {
+	if s.retired {
+		return
+	}
+	s.retired = true
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		t := time.NewTimer(linger)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.done:
+		case <-c.stopped:
+		}
+		c.closeSession(s, code, reason, nil)
 	}()
 }
 

@@ -254,6 +254,45 @@ func TestHandoverWaitsForTheOldConnectionsBacklog(t *testing.T) {
 	}
 }
 
+// TestHandoverHearsTheOldConnectionsQueue: the venue's send queue on the
+// old connections is 80 ms behind when it announces its end, but its
+// WebSocket pongs are not queued, so the ping that syncs the switch comes
+// back before quotes the venue had queued earlier. The old connection is
+// still heard for the linger after the switch: nothing is lost, and what
+// both connections carried is published once.
+func TestHandoverHearsTheOldConnectionsQueue(t *testing.T) {
+	v := newTestVenue(t, venueConfig{tick: 5 * time.Millisecond})
+	u := venueUpstream(v, "A", "B")
+	e := newEngine(t, v, u)
+	e.waitQuotes(t, "A", 10)
+	e.waitQuotes(t, "B", 10)
+	if n := v.lagOpen(80 * time.Millisecond); n != 2 {
+		t.Fatalf("%d connections slowed", n)
+	}
+	h0, _, _, _ := v.stats()
+	v.announce(time.Second)
+	eventually(t, "new connections", func() bool { h, _, _, _ := v.stats(); return h >= h0+2 })
+	eventually(t, "old connections closed", func() bool { _, _, open, _ := v.stats(); return open == 2 })
+	for _, s := range []string{"A", "B"} {
+		a := e.status(t, s).Quotes
+		e.waitQuotes(t, s, a+10)
+		// The old connection's late quotes come after some of the new
+		// one's (nothing tells the relay their order): every one must be
+		// there, once.
+		q := seqs(t, e.b, s)
+		if g := gaps(q); g != 0 {
+			t.Fatalf("%s: %d quotes lost across the handover: %v", s, g, q)
+		}
+		seen := map[uint64]bool{}
+		for _, n := range q {
+			if seen[n] {
+				t.Fatalf("%s: quote %d published twice: %v", s, n, q)
+			}
+			seen[n] = true
+		}
+	}
+}
+
 func TestMaxAgeHandsOverBeforeTheVenueCuts(t *testing.T) {
 	v := newTestVenue(t, venueConfig{tick: 5 * time.Millisecond})
 	u := venueUpstream(v, "A")

@@ -241,6 +241,13 @@ func (r *Relay) openConns(up *upstream) int {
 
 // connWithRoom returns a shared connection with room for one more symbol,
 // or nil. Called with Relay.mu held.
+// handoverLinger is how long a replaced connection is still heard after
+// its symbols switched (a venue may have quotes queued behind the pong
+// that synced the switch): ping_timeout, at most 2 s.
+func (up *upstream) handoverLinger() time.Duration {
+	return min(up.cfg.PingTimeout, 2*time.Second)
+}
+
 func (up *upstream) connWithRoom() *conn {
 	for _, c := range up.conns {
 		if c.members < up.cfg.SymbolsPerConnection {

@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"errors"
+	"hash/maphash"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -21,15 +22,17 @@ type symbol struct {
 
 	// active is the session whose quotes of this symbol are published.
 	// A handover moves it to the new session once the old one has handed
-	// over what it had received (see offer): nothing is lost; a quote
-	// both carried may be published twice.
+	// over what it had received (see offer): nothing is lost.
 	active  atomic.Pointer[session]
 	removed atomic.Bool
 
-	swMu      sync.Mutex
-	switching atomic.Bool // next is set: quotes go through swMu
-	next      *session    // the handover session whose quotes are held
-	held      []heldQuote
+	swMu        sync.Mutex
+	switching   atomic.Bool // a handover is under way: quotes go through swMu
+	next        *session    // the handover session whose quotes are held
+	held        []heldQuote
+	old         *session  // the replaced session, heard until lingerUntil
+	lingerUntil time.Time // (receive time)
+	seen        seenSet   // payloads published since the first held quote
 
 	state     atomic.Pointer[State]
 	lastQuote atomic.Int64 // Unix ns
@@ -108,9 +111,13 @@ func (s *symbol) status() SymbolStatus {
 // before (a ping on it answered: see conn.syncHandover), because the old
 // reader may still have quotes in its socket when the new one delivers
 // its first; then finishSwitch publishes the held quotes and makes sess
-// active. Older sessions' quotes are dropped (the new one has them
-// too). A session takes over at once from no session or an ended one.
-// startSync is true for the first quote held on sess.
+// active. The old session is still heard for a linger after that (a
+// venue may queue quotes behind its pong), and from the first held quote
+// to the linger's end a quote whose payload was already published is
+// dropped: both connections carry the same messages, so nothing is lost
+// and, for byte-identical payloads, nothing repeats. Other sessions'
+// quotes are dropped. A session takes over at once from no session or an
+// ended one. startSync is true for the first quote held on sess.
 func (s *symbol) offer(sess *session, data []byte, at time.Time) (published, startSync bool, err error) {
 	if !s.switching.Load() && s.active.Load() == sess {
 		return true, false, s.publish(data, at)
@@ -121,19 +128,28 @@ func (s *symbol) offer(sess *session, data []byte, at time.Time) (published, sta
 		// A handover session that ended before it synced (refused,
 		// cut): what it held, the active session delivers too.
 		s.next, s.held = nil, nil
-		s.switching.Store(false)
+		s.settleLocked()
 	}
 	a := s.active.Load()
 	switch {
 	case a == sess:
-		// The old session while a switch waits for it: publishing under
-		// the lock keeps its quotes before the held ones.
-		return true, false, s.publish(data, at)
+		// The old session while a switch waits for it (under the lock,
+		// its quotes stay before the held ones), or the new one.
+		if s.old != nil && !at.Before(s.lingerUntil) {
+			s.old = nil
+			s.settleLocked()
+		}
+		ok, err := s.publishOnce(data, at)
+		return ok, false, err
+	case sess == s.old && at.Before(s.lingerUntil):
+		ok, err := s.publishOnce(data, at)
+		return ok, false, err
 	case a == nil || a.ended.Load():
-		if err := s.switchLocked(sess); err != nil {
+		if err := s.switchLocked(sess, 0); err != nil {
 			return false, false, err
 		}
-		return true, false, s.publish(data, at)
+		ok, err := s.publishOnce(data, at)
+		return ok, false, err
 	case sess.prev == a && (s.next == nil || s.next == sess):
 		startSync = s.next == nil
 		s.next = sess
@@ -141,10 +157,11 @@ func (s *symbol) offer(sess *session, data []byte, at time.Time) (published, sta
 		if len(s.held) >= maxHeld {
 			// The old session takes too long to answer: switch now
 			// rather than hold without bound.
-			if err := s.switchLocked(sess); err != nil {
+			if err := s.switchLocked(sess, s.up.handoverLinger()); err != nil {
 				return false, false, err
 			}
-			return true, false, s.publish(data, at)
+			ok, err := s.publishOnce(data, at)
+			return ok, false, err
 		}
 		s.held = append(s.held, heldQuote{data: bytes.Clone(data), at: at})
 		return true, startSync, nil
@@ -173,24 +190,83 @@ func (s *symbol) finishSwitch(next *session, forced bool) error {
 	if s.active.Load() == next && s.next == nil || !forced && s.next != next {
 		return nil
 	}
-	return s.switchLocked(next)
+	return s.switchLocked(next, s.up.handoverLinger())
 }
 
 // switchLocked makes sess active after publishing the held quotes (of
-// whichever session they were held on: they were all received).
-func (s *symbol) switchLocked(sess *session) error {
+// whichever session they were held on: they were all received); the
+// session it replaces, if still open, is heard for linger more.
+func (s *symbol) switchLocked(sess *session, linger time.Duration) error {
 	held := s.held
 	s.held, s.next = nil, nil
-	s.active.Store(sess)
-	s.switching.Store(false)
+	prev := s.active.Swap(sess)
+	var err error
 	for i, h := range held {
-		if err := s.publish(h.data, h.at); err != nil {
+		if _, err = s.publishOnce(h.data, h.at); err != nil {
 			s.log.Warn("held quotes not published at a handover", "count", len(held)-i, "err", err)
-			return err
+			break
 		}
 	}
-	return nil
+	if prev != nil && prev != sess && !prev.ended.Load() && linger > 0 && s.switching.Load() {
+		s.old, s.lingerUntil = prev, time.Now().Add(linger)
+	} else {
+		s.old = nil
+		s.settleLocked()
+	}
+	return err
 }
+
+// settleLocked ends the handover's bookkeeping once nothing is held and
+// no old session is heard.
+func (s *symbol) settleLocked() {
+	if s.next == nil && s.old == nil {
+		s.switching.Store(false)
+		s.seen.reset()
+	}
+}
+
+// publishOnce publishes a quote, except during a handover one whose
+// payload was published already (by the other session).
+func (s *symbol) publishOnce(data []byte, at time.Time) (bool, error) {
+	if s.switching.Load() && !s.seen.add(data) {
+		return false, nil
+	}
+	return true, s.publish(data, at)
+}
+
+// seenSet remembers the payloads published during a handover (the last
+// seenMax of them, by hash).
+type seenSet struct {
+	set  map[uint64]struct{}
+	ring []uint64
+	pos  int
+}
+
+const seenMax = 1024
+
+var seenSeed = maphash.MakeSeed()
+
+// add records data and reports whether it was new.
+func (ss *seenSet) add(data []byte) bool {
+	h := maphash.Bytes(seenSeed, data)
+	if _, ok := ss.set[h]; ok {
+		return false
+	}
+	if ss.set == nil {
+		ss.set = make(map[uint64]struct{}, 64)
+	}
+	if len(ss.ring) < seenMax {
+		ss.ring = append(ss.ring, h)
+	} else {
+		delete(ss.set, ss.ring[ss.pos])
+		ss.ring[ss.pos] = h
+		ss.pos = (ss.pos + 1) % seenMax
+	}
+	ss.set[h] = struct{}{}
+	return true
+}
+
+func (ss *seenSet) reset() { *ss = seenSet{} }
 
 // pendingOn reports whether the symbol holds quotes of sess.
 func (s *symbol) pendingOn(sess *session) bool {
