@@ -214,7 +214,7 @@ upstreams:
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := startRelay(t, ctx, "-config", path)
+	p := startRelay(t, ctx, "-config", path, "-log-level", "debug")
 	defer func() {
 		cancel()
 		if err := <-p.done; err != nil {
@@ -265,7 +265,7 @@ upstreams:
 		}
 		for n := slices.Min(seqs); n <= slices.Max(seqs); n++ {
 			if !have[n] {
-				t.Fatalf("%s: quote %d lost over SSE (sequence %v)", s, n, seqs)
+				t.Fatalf("%s: quote %d lost over SSE (sequence %v); the venue closed %q; relay log:\n%s", s, n, seqs, f.Closes(), p.logs.String())
 			}
 		}
 	}

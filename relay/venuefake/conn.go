@@ -186,14 +186,19 @@ func gzipped(b []byte) []byte {
 
 // send queues one frame (nil is ignored). A full queue closes the
 // connection: the fake never blocks on a client.
-func (c *conn) send(b []byte) {
+func (c *conn) send(b []byte) { c.trySend(b) }
+
+// trySend is send reporting whether b was queued.
+func (c *conn) trySend(b []byte) bool {
 	if b == nil || c.closing.Load() {
-		return
+		return false
 	}
 	select {
 	case c.out <- outFrame{b: b}:
+		return true
 	default:
 		c.closeNow("slow consumer")
+		return false
 	}
 }
 

@@ -143,9 +143,24 @@ func (s *Server) emit(st *stream) bool {
 		st.running = false
 		return false
 	}
+	last := st.last
 	e := s.nextEvent(st)
+	live := 0
 	for c := range st.subs {
-		c.send(s.v.render(c, st.key, e, false))
+		if b := s.v.render(c, st.key, e, false); b == nil {
+			if !c.closing.Load() {
+				live++ // a channel this event does not concern
+			}
+		} else if c.trySend(b) {
+			live++
+		}
+	}
+	if live == 0 {
+		// Every subscriber is being closed (the venue's own close after
+		// an announcement, before the client's new connection
+		// subscribed): the event went to nobody, so it was not made —
+		// the counter a test checks for loss counts events sent.
+		st.seq, st.last = st.seq-1, last
 	}
 	return true
 }
