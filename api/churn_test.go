@@ -216,10 +216,12 @@ func cutPrefix(line, p string) (string, bool) {
 // a counted reason; 50 normal readers get every quote meanwhile.
 func TestSlowReadersOfEveryKindAreCut(t *testing.T) {
 	f := newFixture(t, opts{rate: 300, smallSendBuffers: true, edit: func(c *Config) {
-		// Margins far above scheduling delays of the 50 healthy readers;
-		// the slow ones exceed them by design (bursts pause 3 s).
-		c.SSE.WriteTimeout = time.Second
-		c.SSE.Queue = 1024
+		// Margins far above scheduling delays of the 50 healthy readers
+		// (a 2-core machine under 4x CPU oversubscription starved one for
+		// over a second); the slow ones exceed them by design (bursts
+		// pause 3 s, the queue holds 3.4 s of quotes).
+		c.SSE.WriteTimeout = 2 * time.Second
+		c.SSE.Queue = 2048
 	}})
 	f.WaitQuotes(t, 2)
 	addr := f.Addr
