@@ -232,22 +232,8 @@ func TestHandoverWaitsForTheOldConnectionsBacklog(t *testing.T) {
 	u := venueUpstream(v, "A", "B")
 	u.URL = "ws://" + proxy.Addr() + "/ws"
 	e := newEngine(t, v, u)
-	e.waitQuotes(t, "A", 10)
-	e.waitQuotes(t, "B", 10)
-	if n := proxy.SetLatencyOpen(80 * time.Millisecond); n != 2 {
-		t.Fatalf("%d connections slowed", n)
-	}
-	h0, _, _, _ := v.stats()
-	v.announce(time.Second)
-	eventually(t, "new connections", func() bool { h, _, _, _ := v.stats(); return h >= h0+2 })
-	eventually(t, "old connections closed", func() bool { _, _, open, _ := v.stats(); return open == 2 })
+	handOverSlowed(t, v, e, func() int { return proxy.SetLatencyOpen(80 * time.Millisecond) })
 	for _, s := range []string{"A", "B"} {
-		a := e.status(t, s).Quotes
-		e.waitQuotes(t, s, a+10)
-		q := seqs(t, e.b, s)
-		if g := gaps(q); g != 0 {
-			t.Fatalf("%s: %d quotes lost across the handover: %v", s, g, q)
-		}
 		if st := e.status(t, s); st.Reconnects != 1 {
 			t.Fatalf("%s reconnects = %d, want 1", s, st.Reconnects)
 		}
@@ -262,27 +248,8 @@ func TestHandoverWaitsForTheOldConnectionsBacklog(t *testing.T) {
 // both connections carried is published once.
 func TestHandoverHearsTheOldConnectionsQueue(t *testing.T) {
 	v := newTestVenue(t, venueConfig{tick: 5 * time.Millisecond})
-	u := venueUpstream(v, "A", "B")
-	e := newEngine(t, v, u)
-	e.waitQuotes(t, "A", 10)
-	e.waitQuotes(t, "B", 10)
-	if n := v.lagOpen(80 * time.Millisecond); n != 2 {
-		t.Fatalf("%d connections slowed", n)
-	}
-	h0, _, _, _ := v.stats()
-	v.announce(time.Second)
-	eventually(t, "new connections", func() bool { h, _, _, _ := v.stats(); return h >= h0+2 })
-	eventually(t, "old connections closed", func() bool { _, _, open, _ := v.stats(); return open == 2 })
-	for _, s := range []string{"A", "B"} {
-		a := e.status(t, s).Quotes
-		e.waitQuotes(t, s, a+10)
-		// The old connection's late quotes come after some of the new
-		// one's (nothing tells the relay their order): every one must be
-		// there, once.
-		q := seqs(t, e.b, s)
-		if g := gaps(q); g != 0 {
-			t.Fatalf("%s: %d quotes lost across the handover: %v", s, g, q)
-		}
+	e := newEngine(t, v, venueUpstream(v, "A", "B"))
+	for s, q := range handOverSlowed(t, v, e, func() int { return v.lagOpen(80 * time.Millisecond) }) {
 		seen := map[uint64]bool{}
 		for _, n := range q {
 			if seen[n] {
@@ -291,6 +258,36 @@ func TestHandoverHearsTheOldConnectionsQueue(t *testing.T) {
 			seen[n] = true
 		}
 	}
+}
+
+// handOverSlowed waits for quotes of A and B, slows the venue's open
+// connections (slow reports how many), announces the venue's end and
+// returns each symbol's published venue sequence numbers once it is
+// delivering on the new connection, failing if one was lost (the old
+// connection's late quotes may come after some of the new one's: nothing
+// tells the relay their order).
+func handOverSlowed(t *testing.T, v *testVenue, e *engine, slow func() int) map[string][]uint64 {
+	t.Helper()
+	e.waitQuotes(t, "A", 10)
+	e.waitQuotes(t, "B", 10)
+	if n := slow(); n != 2 {
+		t.Fatalf("%d connections slowed", n)
+	}
+	h0, _, _, _ := v.stats()
+	v.announce(time.Second)
+	eventually(t, "new connections", func() bool { h, _, _, _ := v.stats(); return h >= h0+2 })
+	eventually(t, "old connections closed", func() bool { _, _, open, _ := v.stats(); return open == 2 })
+	out := map[string][]uint64{}
+	for _, s := range []string{"A", "B"} {
+		a := e.status(t, s).Quotes
+		e.waitQuotes(t, s, a+10)
+		q := seqs(t, e.b, s)
+		if g := gaps(q); g != 0 {
+			t.Fatalf("%s: %d quotes lost across the handover: %v", s, g, q)
+		}
+		out[s] = q
+	}
+	return out
 }
 
 func TestMaxAgeHandsOverBeforeTheVenueCuts(t *testing.T) {
